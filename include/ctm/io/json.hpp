@@ -1,0 +1,23 @@
+// JSON through nlohmann::json (a well-kept, fuzzed parser). ordered_json keeps the key order of the input, so
+// a task that copies input lines to its output ("the input line plus ...") preserves them as written.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace ctm {
+
+using Json = nlohmann::ordered_json;
+
+// Parses text; `where` names the source in errors ("file.jsonl:12").
+Json parse_json(std::string_view text, const std::string& where);
+Json read_json_file(const std::string& path);
+void write_json_file_atomic(const std::string& path, const Json& value, int indent = 2);
+
+// Typed field access with errors that name the source, the field and what was expected.
+const Json& require_field(const Json& obj, const char* key, const std::string& where);
+std::string require_string(const Json& obj, const char* key, const std::string& where);
+
+}  // namespace ctm

@@ -1,0 +1,11 @@
+// The entry points of every implemented task: add_<task>_options and run_<task>, one file per task in
+// src/tasks/.
+#pragma once
+
+#include "ctm/tasks/task.hpp"
+
+namespace ctm::tasks {
+
+// (each task adds its two declarations here)
+
+}  // namespace ctm::tasks

@@ -1,0 +1,25 @@
+// Helpers shared by the tasks: where data and models live, and the per-rank thread set-up.
+#pragma once
+
+#include <string>
+
+#include "ctm/tasks/task.hpp"
+
+namespace ctm::tasks {
+
+// The project's data/ folder (prompts, test sets, the embedded tiny model): $CTM_DATA_DIR, else the source
+// tree's.
+std::string data_dir();
+
+// The model folder for a run: --model_path, else $CTM_MODELS/<model_name>, else the embedded
+// data/models/<name>. Errors name what was tried.
+std::string resolve_model_path(const CommonOptions& common);
+
+// The folder a task writes under: <output_dir>/<sub>.
+std::string output_path(const CommonOptions& common, const std::string& sub);
+
+// One torch intra-op thread per rank and OpenBLAS threads = cores / ranks on this node (unless
+// OPENBLAS_NUM_THREADS is set): OpenBLAS then runs the matrix products without oversubscription.
+void configure_cpu_threads(int ranks_on_node);
+
+}  // namespace ctm::tasks

@@ -1,0 +1,56 @@
+// What every task receives: the common options (the paper's flags and ctm's own), its own parsed options, and
+// the communicator. Tasks orchestrate: they call the modules below and write outputs; they hold no algorithm.
+#pragma once
+
+#include <boost/program_options.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "ctm/dist/comm.hpp"
+
+namespace ctm::tasks {
+
+namespace po = boost::program_options;
+
+struct CommonOptions {
+  std::string task_name;
+  std::string model_name;
+  std::string dataset_name;
+  std::string lora_path;
+  std::string model_path;
+  std::string gpus;  // e.g. "0,1": the GPUs this job may use (CUDA builds); ranks take them round-robin
+  double t = 0.0;    // sampling temperature for evaluation (0 = greedy)
+  int sampling_n = 1;
+  std::string cdpo_data_path;
+  std::string output_dir = ".";  // root of data/, checkpoints/, output/
+  std::string config;
+  uint64_t seed = 42;
+  std::string device = "cpu";
+  std::string log_level = "info";
+  int64_t max_questions = -1;  // use only the first N items of the split (-1 = all)
+};
+
+struct TaskContext {
+  const CommonOptions& common;
+  const po::variables_map& vm;  // the task's own options (and the common ones)
+  dist::Comm& comm;
+};
+
+using AddOptionsFn = void (*)(po::options_description&);
+using RunFn = int (*)(const TaskContext&);
+
+struct TaskInfo {
+  const char* name;
+  const char* summary;
+  AddOptionsFn add_options;  // nullptr: no options of its own
+  RunFn run;                 // nullptr: not implemented yet
+};
+
+const std::vector<TaskInfo>& all_tasks();
+const TaskInfo* find_task(const std::string& name);
+
+// The options every task accepts.
+void add_common_options(po::options_description& desc, CommonOptions& common);
+
+}  // namespace ctm::tasks

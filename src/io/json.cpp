@@ -1,0 +1,43 @@
+#include "ctm/io/json.hpp"
+
+#include "ctm/core/atomic_file.hpp"
+#include "ctm/core/error.hpp"
+
+namespace ctm {
+
+Json parse_json(std::string_view text, const std::string& where) {
+  try {
+    return Json::parse(text.begin(), text.end());
+  } catch (const Json::parse_error& e) {
+    // nlohmann's message begins with "[json.exception.parse_error.101] parse error at line 1, column 5: ..."
+    std::string msg = e.what();
+    const auto pos = msg.find("] ");
+    if (pos != std::string::npos) msg = msg.substr(pos + 2);
+    throw Error(str(where, ": invalid JSON: ", msg));
+  }
+}
+
+Json read_json_file(const std::string& path) {
+  return parse_json(read_file(path), path);
+}
+
+void write_json_file_atomic(const std::string& path, const Json& value, int indent) {
+  std::string text = value.dump(indent, ' ', false, Json::error_handler_t::replace);
+  text.push_back('\n');
+  write_file_atomic(path, text);
+}
+
+const Json& require_field(const Json& obj, const char* key, const std::string& where) {
+  if (!obj.is_object()) throw Error(str(where, ": expected a JSON object, got ", obj.type_name()));
+  auto it = obj.find(key);
+  if (it == obj.end()) throw Error(str(where, ": missing field \"", key, "\""));
+  return *it;
+}
+
+std::string require_string(const Json& obj, const char* key, const std::string& where) {
+  const Json& v = require_field(obj, key, where);
+  if (!v.is_string()) throw Error(str(where, ": field \"", key, "\" must be a string, got ", v.type_name()));
+  return v.get<std::string>();
+}
+
+}  // namespace ctm
