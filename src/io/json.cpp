@@ -8,7 +8,7 @@ namespace ctm {
 Json parse_json(std::string_view text, const std::string& where) {
   try {
     return Json::parse(text.begin(), text.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, and out_of_range for numbers like 1e99999
     // nlohmann's message begins with "[json.exception.parse_error.101] parse error at line 1, column 5: ..."
     std::string msg = e.what();
     const auto pos = msg.find("] ");
