@@ -1,0 +1,31 @@
+// Token sampling as pure functions: logits, temperature, top_p and the uniform draw in, token out. The draw
+// is an argument (not a generator) so a sample's tokens depend only on its own random stream, and tests can
+// pick it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace ctm::engine {
+
+// Temperatures below this are greedy (vLLM's _SAMPLING_EPS).
+constexpr double kGreedyTemperature = 1e-5;
+
+// Index of the largest logit; the lowest index among equal maxima.
+int32_t argmax_token(const float* logits, int64_t vocab);
+
+// The nucleus of softmax(logits / temperature): tokens sorted by probability, descending (ties: lower id
+// first), cut to the smallest prefix whose probability reaches top_p (at least one token), exactly as vLLM
+// and Hugging Face do. probs are renormalised over the nucleus. top_p >= 1 keeps every token with non-zero
+// probability, in id order (the same distribution without sorting the vocabulary).
+struct Nucleus {
+  std::vector<int32_t> ids;
+  std::vector<double> probs;
+};
+Nucleus top_p_nucleus(const float* logits, int64_t vocab, double temperature, double top_p);
+
+// One token: greedy when temperature < kGreedyTemperature, else the nucleus sampled by inverse CDF with u in
+// [0, 1) (walking the nucleus in its descending order). Same result as drawing from top_p_nucleus(...).
+int32_t sample_token(const float* logits, int64_t vocab, double temperature, double top_p, double u);
+
+}  // namespace ctm::engine
