@@ -22,7 +22,8 @@ const std::vector<TaskInfo>& all_tasks() {
       {"analyse", "critical token per trajectory and pass@k with and without it", nullptr, nullptr},
       {"merge", "merge a LoRA adapter into its base and save a Hugging Face model folder", nullptr, nullptr},
       // The embedded default.
-      {"synth", "generate the ARITH synthetic data set (train and test splits)", nullptr, nullptr},
+      {"synth", "generate the ARITH synthetic data set (train and test splits)", add_synth_options,
+       run_synth},
       {"pretrain", "train the embedded tiny model (tokenizer + transformer) from scratch", nullptr, nullptr},
       // Tools.
       {"grade", "grade completions against gold answers (paper or math grader)", nullptr, nullptr},

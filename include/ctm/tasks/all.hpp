@@ -8,4 +8,7 @@ namespace ctm::tasks {
 
 // (each task adds its two declarations here)
 
+void add_synth_options(po::options_description& desc);
+int run_synth(const TaskContext& ctx);
+
 }  // namespace ctm::tasks
