@@ -1,0 +1,122 @@
+// The Llama / Qwen2 decoder with Hugging Face semantics: RMSNorm in float32, rotate-half RoPE (with llama3
+// scaling), grouped-query attention, SwiGLU MLP, optional q/k/v(/o) biases, optional tied LM head, optional
+// LoRA adapters on any projection. Weights and hyper-parameters only: the attention backend holds runtime
+// state, the loader (loader.hpp) holds the Hugging Face file layout. Single device, no MPI.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ctm/model/attention.hpp"
+#include "ctm/model/config.hpp"
+
+namespace ctm::model {
+
+// A LoRA adapter on one projection: y += scaling * B(A(dropout(x))). Kept in float32 whatever the base dtype.
+struct LoraAdapter {
+  torch::Tensor A_rI;  // [r, in]
+  torch::Tensor B_Or;  // [out, r]
+  double scaling = 1.0;
+  double dropout = 0.0;
+};
+
+struct Linear {
+  torch::Tensor weight;               // [out, in]
+  torch::Tensor bias;                 // [out] or undefined
+  std::shared_ptr<LoraAdapter> lora;  // null: no adapter
+  torch::Tensor forward(const torch::Tensor& x, bool lora_enabled, bool training) const;
+};
+
+struct DecoderLayer {
+  torch::Tensor input_layernorm, post_attention_layernorm;  // [D]
+  Linear q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
+  const Linear* projection(const std::string& name) const;  // "q_proj" ... "down_proj"; nullptr if unknown
+  Linear* projection(const std::string& name) {
+    return const_cast<Linear*>(static_cast<const DecoderLayer*>(this)->projection(name));
+  }
+};
+
+// The projection names LoRA may target, in Hugging Face order.
+const std::vector<std::string>& projection_names();
+
+class Transformer {
+ public:
+  // Allocates every weight (uninitialised) on device in dtype. Use load_model / init_model to fill them.
+  Transformer(ModelConfig config, torch::Device device, torch::Dtype dtype);
+
+  const ModelConfig& config() const { return config_; }
+  torch::Device device() const { return device_; }
+  torch::Dtype dtype() const { return dtype_; }
+
+  // ids_BT, positions_BT: int64 [B, T] on the model's device. Returns the final hidden states [B, T, D]
+  // (after the final norm), in the model's dtype.
+  torch::Tensor forward_hidden(const torch::Tensor& ids_BT, const torch::Tensor& positions_BT,
+                               AttentionBackend& attn);
+  torch::Tensor logits(const torch::Tensor& hidden_xD);  // LM head, float32 logits [..., V]
+  torch::Tensor forward(const torch::Tensor& ids_BT, const torch::Tensor& positions_BT,
+                        AttentionBackend& attn);
+
+  // Base weights with Hugging Face names ("model.layers.0.self_attn.q_proj.weight", ...), in file order. A
+  // tied head is listed once (as model.embed_tokens.weight).
+  std::vector<std::pair<std::string, torch::Tensor>> named_parameters() const;
+  std::vector<torch::Tensor> parameters() const;
+  void set_requires_grad(bool trainable);  // base weights (full-parameter training); false after loading
+
+  // Dropout (LoRA) is active only in training mode.
+  void set_training(bool training) { training_ = training; }
+  bool training() const { return training_; }
+
+  // LoRA (see lora.hpp to add, save, load and merge adapters).
+  bool has_lora() const;
+  void set_lora_enabled(bool enabled) { lora_enabled_ = enabled; }
+  bool lora_enabled() const { return lora_enabled_; }
+  std::vector<torch::Tensor> lora_parameters() const;
+  // PEFT names without the "base_model.model." prefix: "model.layers.0.self_attn.q_proj.lora_A.weight", ...
+  std::vector<std::pair<std::string, torch::Tensor>> named_lora_parameters() const;
+
+  // Called with the layer index before each decoder layer runs (e.g. to gather sharded weights); may be
+  // empty.
+  void set_before_layer(std::function<void(int64_t)> hook) { before_layer_ = std::move(hook); }
+
+  // Direct access for the loader, LoRA and parallel wrappers.
+  torch::Tensor& embed_tokens() { return embed_tokens_; }
+  torch::Tensor& final_norm() { return norm_; }
+  torch::Tensor& lm_head() { return tie() ? embed_tokens_ : lm_head_; }
+  std::vector<DecoderLayer>& layers() { return layers_; }
+  const std::vector<DecoderLayer>& layers() const { return layers_; }
+
+  // Rotary cos/sin for positions_BT: each [B, 1, T, head_dim] in the model's dtype (computed in float32).
+  std::pair<torch::Tensor, torch::Tensor> rope_cos_sin(const torch::Tensor& positions_BT) const;
+
+ private:
+  bool tie() const { return config_.tie_word_embeddings; }
+  torch::Tensor decoder_layer(int64_t i, const torch::Tensor& x_BTD, const torch::Tensor& cos,
+                              const torch::Tensor& sin, AttentionBackend& attn);
+
+  ModelConfig config_;
+  torch::Device device_;
+  torch::Dtype dtype_;
+  torch::Tensor embed_tokens_;  // [V, D]
+  std::vector<DecoderLayer> layers_;
+  torch::Tensor norm_;      // [D]
+  torch::Tensor lm_head_;   // [V, D]; undefined when tied
+  torch::Tensor inv_freq_;  // [head_dim / 2] float32, llama3 scaling applied
+  bool training_ = false;
+  bool lora_enabled_ = true;
+  std::function<void(int64_t)> before_layer_;
+};
+
+// RMSNorm as Hugging Face: normalise in float32, cast back to the input dtype, then scale by the weight.
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+// Rotate-half RoPE: x * cos + rotate_half(x) * sin, rotate_half(x) = cat(-x2, x1).
+torch::Tensor apply_rope(const torch::Tensor& x_BHTD, const torch::Tensor& cos, const torch::Tensor& sin);
+// The inverse frequencies [head_dim / 2] (float32), with llama3 scaling when configured.
+torch::Tensor rope_inv_freq(const ModelConfig& config);
+
+}  // namespace ctm::model
