@@ -42,9 +42,10 @@ MatchScratch& scratch() {
   return s;
 }
 
-// Unicode White_Space, which is what Oniguruma's \s means (PCRE2's \s under UCP also takes U+180E and its
-// \p{Xps} leaves out U+0085).
-constexpr const char* kSpaceClassBody = "\\p{Xps}\\x{85}";
+// Unicode White_Space, which is what Oniguruma's \s means (PCRE2's \s and \p{Xps} under UCP also take
+// U+180E).
+constexpr const char* kSpaceClassBody =
+    "\\t-\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
 // Oniguruma's \h is a hexadecimal digit (PCRE2's is horizontal space).
 constexpr const char* kHexClassBody = "0-9A-Fa-f";
 

@@ -115,7 +115,7 @@ TEST(BpeTrainer, SpecialTokensAndConfig) {
   BpeTrainerOptions o = options();
   o.add_bos_token = true;
   const Json j = train_bpe(small_corpus(), o);
-  const std::string dir = temp_root() + "/trained";
+  const std::string dir = temp_root() + "/trained_" + std::to_string(::getpid());
   std::filesystem::create_directories(dir);
   write_json_file_atomic(dir + "/tokenizer.json", j);
   write_json_file_atomic(dir + "/tokenizer_config.json", make_tokenizer_config(o));

@@ -19,21 +19,24 @@ namespace ctm::text::testing_fixtures {
 
 inline std::string temp_root() {
   static const std::string root = [] {
-    const std::string dir = ::testing::TempDir() + "/ctm_text_" + std::to_string(::getpid());
+    // Shared by the test processes (ctest runs each test alone); files appear by atomic rename.
+    const std::string dir = ::testing::TempDir() + "/ctm_text_fixtures";
     std::filesystem::create_directories(dir);
     return dir;
   }();
   return root;
 }
 
-// Decompresses fixtures/text/<rel>.xz into the temporary folder; returns the unpacked path.
-inline std::string unpack_xz(const std::string& rel) {
+// Decompresses fixtures/text/<rel>.xz to <temp>/<tag>/<file name>, where tag names the fixture and its
+// compressed size (so a changed fixture is unpacked afresh); returns the unpacked path.
+inline std::string unpack_xz(const std::string& rel, const std::string& tag) {
   const std::string src = std::string(CTM_TEST_FIXTURES) + "/text/" + rel + ".xz";
-  const std::string dst = temp_root() + "/" + rel;
+  const std::string dir = temp_root() + "/" + tag + "_" + std::to_string(std::filesystem::file_size(src));
+  const std::string dst = dir + "/" + std::filesystem::path(rel).filename().string();
   if (!std::filesystem::exists(dst)) {
-    std::filesystem::create_directories(std::filesystem::path(dst).parent_path());
-    const std::string cmd =
-        "xz -dc '" + src + "' > '" + dst + ".part' && mv '" + dst + ".part' '" + dst + "'";
+    std::filesystem::create_directories(dir);
+    const std::string part = dst + ".part" + std::to_string(::getpid());
+    const std::string cmd = "xz -dc '" + src + "' > '" + part + "' && mv -f '" + part + "' '" + dst + "'";
     if (std::system(cmd.c_str()) != 0) throw std::runtime_error("cannot unpack " + src);
   }
   return dst;
@@ -41,11 +44,14 @@ inline std::string unpack_xz(const std::string& rel) {
 
 // A folder with tokenizer.json and tokenizer_config.json of one of llama3, qwen3, deepseek_v3.
 inline std::string tokenizer_dir(const std::string& name) {
-  const std::string dir = std::filesystem::path(unpack_xz(name + "/tokenizer.json")).parent_path().string();
+  const std::string dir =
+      std::filesystem::path(unpack_xz(name + "/tokenizer.json", name)).parent_path().string();
   const std::string cfg = dir + "/tokenizer_config.json";
   if (!std::filesystem::exists(cfg)) {
+    const std::string part = cfg + ".part" + std::to_string(::getpid());
     std::filesystem::copy_file(std::string(CTM_TEST_FIXTURES) + "/text/" + name + "/tokenizer_config.json",
-                               cfg);
+                               part, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::rename(part, cfg);
   }
   return dir;
 }
@@ -67,7 +73,7 @@ struct Vector {
 inline const std::vector<Vector>& reference_vectors() {
   static const std::vector<Vector> vectors = [] {
     std::vector<Vector> out;
-    for (const Json& j : read_jsonl(unpack_xz("tokenizer_vectors.jsonl"))) {
+    for (const Json& j : read_jsonl(unpack_xz("tokenizer_vectors.jsonl", "vectors"))) {
       out.push_back(Vector{j.at("tokenizer").get<std::string>(), j.at("text").get<std::string>(),
                            j.at("ids").get<std::vector<int32_t>>()});
     }
