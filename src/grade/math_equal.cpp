@@ -313,6 +313,9 @@ bool scalar_equal(const std::string& p, const std::string& g) {
 
 bool math_equal(const std::string& pred, const std::string& gold) {
   std::string p = strip_string(pred), g = strip_string(gold);
+  // strip_string removes LaTeX degrees (^\circ) but not the Unicode sign models also write.
+  erase_all(p, "\u00b0");
+  erase_all(g, "\u00b0");
   if (p.empty()) return false;
   if (p == g || pred == gold) return true;
   return structure_equal(p, g);

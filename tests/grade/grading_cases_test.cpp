@@ -376,6 +376,13 @@ const std::vector<Case>& cases() {
        true},
       {"eq_times", M, "$\\boxed{3 \\times 4}$", {"12"}, "3\\times4", false, true},
       {"eq_binom", M, "$\\boxed{\\binom{6}{2}}$", {"15"}, "\\binom{6}{2}", false, true},
+      {"eq_unicode_degrees",
+       M,
+       "The angle is 72\u00b0.\nThe answer is 72\u00b0",
+       {"72"},
+       "72\u00b0",
+       false,
+       true},
       {"eq_factorial", M, "$\\boxed{5!}$", {"120"}, "5!", true, true},
       // ---- MATH: where the paper grader and the math grader disagree on purpose (the release's surprises)
       {"paper_times_100", M, "$\\boxed{300}$", {"3"}, "300", true, false},
