@@ -29,6 +29,7 @@ size_t count_eq(const std::string& s) {
 }
 
 bool symbolic(const std::string& a, const std::string& b) {
+  if (!python_tokenizes(a) || !python_tokenizes(b)) return false;  // LaTeX, braces, ...: no fork needed
   return sandboxed_symbolic("paper", a, b, &python_symbolic_equal);
 }
 

@@ -386,6 +386,15 @@ bool python_isclose(double a, double b, double rel_tol) {
 
 }  // namespace
 
+bool python_tokenizes(std::string_view text) {
+  try {
+    tokenize(text);
+    return true;
+  } catch (const ParseFail&) {
+    return false;
+  }
+}
+
 std::optional<ex> parse_python_expr(std::string_view text, SymbolTable& symbols) {
   try {
     PythonParser parser(tokenize(text), symbols);

@@ -19,6 +19,10 @@ namespace ctm::grade {
 // Symbols by name, shared by the two sides of a comparison (GiNaC compares symbols by identity).
 using SymbolTable = std::map<std::string, GiNaC::symbol>;
 
+// Whether text gets past Python's tokenizer (no GiNaC involved, so it is safe to call in-process): a side
+// that does not can never be equal symbolically, and the sandbox is not needed to say so.
+bool python_tokenizes(std::string_view text);
+
 std::optional<GiNaC::ex> parse_python_expr(std::string_view text, SymbolTable& symbols);
 
 // The release's symbolic_equal: simplify(a - b) == 0, or N(a), N(b) real and within relative 1e-3.
