@@ -335,7 +335,7 @@ class Generator {
     const int64_t x = x_;
     x_ = x - b;
     const auto tail = str(", so ", s_.he(), " has ", x, " - ", b, " = ", x_, ".");
-    switch (rng_.below(edible_ ? 5 : 4)) {
+    switch (rng_.below(edible_ ? 6 : 4)) {
       case 0:
         q(str(q_.subject(), " gives away ", count_of(b, item_), "."));
         s(str(s_.subject(), " gave away ", b, tail));
@@ -355,7 +355,7 @@ class Generator {
         q_.need_name = s_.need_name = true;
         return record(ArithOp::Subtract, "gives to");
       }
-      default:
+      default:  // cases 4 and 5: food is often eaten
         q(str(q_.subject(), " eats ", count_of(b, item_), "."));
         s(str(s_.subject(), " ate ", b, tail));
         return record(ArithOp::Subtract, "eats");
