@@ -308,7 +308,6 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
   for (const auto& t : tensors) {
     CTM_CHECK(!t.name.empty() && t.name != "__metadata__", path, ": invalid tensor name ", quoted(t.name));
     CTM_CHECK(seen.insert(t.name).second, path, ": tensor ", quoted(t.name), " written twice");
-    CTM_CHECK(t.data || t.write, path, ": tensor ", quoted(t.name), " has no data");
     uint64_t numel = 1;
     Json shape = Json::array();
     for (int64_t d : t.shape) {
@@ -317,6 +316,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
       shape.push_back(d);
     }
     const uint64_t nbytes = numel * dtype_size(t.dtype);
+    CTM_CHECK(t.data || t.write || nbytes == 0, path, ": tensor ", quoted(t.name), " has no data");
     header[t.name] = {
         {"dtype", dtype_name(t.dtype)}, {"shape", shape}, {"data_offsets", {offset, offset + nbytes}}};
     sizes.push_back(nbytes);
@@ -333,7 +333,9 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
   out.write(text.data(), static_cast<std::streamsize>(text.size()));
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const auto& t = tensors[i];
-    if (t.data) {
+    if (sizes[i] == 0 && !t.write) {
+      continue;
+    } else if (t.data) {
       out.write(static_cast<const char*>(t.data), static_cast<std::streamsize>(sizes[i]));
     } else {
       const auto before = out.tellp();

@@ -38,7 +38,7 @@ torch::Tensor grouped_attention(const torch::Tensor& q_BHTD, const torch::Tensor
                   .view({1, 1, T, S});
   if (allowed.defined())
     scores = scores.masked_fill(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
-  const auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q_BHTD.scalar_type());
+  const auto probs = torch::softmax(scores, -1, accum_dtype(scores.scalar_type())).to(q_BHTD.scalar_type());
   return torch::matmul(probs, v_BKSD.unsqueeze(2)).reshape({B, H, T, D});
 #endif
 }

@@ -29,7 +29,7 @@ PaddedBatch pad_batch(const std::vector<std::vector<int64_t>>& seqs, torch::Devi
 }
 
 torch::Tensor gather_logprobs(const torch::Tensor& logits_BTV, const torch::Tensor& target_BT) {
-  const auto logp = torch::log_softmax(logits_BTV.to(torch::kFloat32), -1);
+  const auto logp = torch::log_softmax(logits_BTV.to(accum_dtype(logits_BTV.scalar_type())), -1);
   return logp.gather(-1, target_BT.unsqueeze(-1)).squeeze(-1);
 }
 

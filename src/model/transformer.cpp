@@ -38,7 +38,7 @@ const Linear* DecoderLayer::projection(const std::string& name) const {
 }
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
-  const auto x32 = x.to(torch::kFloat32);
+  const auto x32 = x.to(accum_dtype(x.scalar_type()));
   const auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
 }
@@ -149,7 +149,7 @@ torch::Tensor Transformer::forward_hidden(const torch::Tensor& ids_BT, const tor
 }
 
 torch::Tensor Transformer::logits(const torch::Tensor& hidden_xD) {
-  return torch::linear(hidden_xD, tie() ? embed_tokens_ : lm_head_).to(torch::kFloat32);
+  return torch::linear(hidden_xD, tie() ? embed_tokens_ : lm_head_).to(accum_dtype(dtype_));
 }
 
 torch::Tensor Transformer::forward(const torch::Tensor& ids_BT, const torch::Tensor& positions_BT,

@@ -12,6 +12,11 @@
 
 namespace ctm::model {
 
+// The precision of norms, softmaxes and logits: float32, or float64 for a float64 model (gradient checks).
+inline torch::Dtype accum_dtype(torch::ScalarType dt) {
+  return dt == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+}
+
 class AttentionBackend {
  public:
   virtual ~AttentionBackend() = default;

@@ -22,8 +22,7 @@ struct PaddedBatch {
 PaddedBatch pad_batch(const std::vector<std::vector<int64_t>>& seqs, torch::Device device,
                       int64_t pad_id = 0);
 
-// log_softmax(logits_BTV)[b, t, target_BT[b, t]] in float32, computed without materialising a second
-// [B, T, V] tensor per chunk of time steps beyond what log_softmax needs.
+// log_softmax(logits_BTV)[b, t, target_BT[b, t]], in float32 (float64 for float64 logits).
 torch::Tensor gather_logprobs(const torch::Tensor& logits_BTV, const torch::Tensor& target_BT);
 
 // For a right-padded batch: [B, T-1] float32, entry t = log p(ids[b, t+1] | ids[b, 0..t]); entries at or

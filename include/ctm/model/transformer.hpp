@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,6 +18,17 @@
 #include "ctm/model/config.hpp"
 
 namespace ctm::model {
+
+// LoRA hyper-parameters (PEFT's LoraConfig subset ctm uses): scaling = alpha / r (alpha / sqrt(r) with
+// rsLoRA).
+struct LoraConfig {
+  int64_t r = 8;
+  double alpha = 16;
+  double dropout = 0.0;
+  std::vector<std::string> target_modules;  // any of q_proj k_proj v_proj o_proj gate_proj up_proj down_proj
+  bool use_rslora = false;
+  double scaling() const;
+};
 
 // A LoRA adapter on one projection: y += scaling * B(A(dropout(x))). Kept in float32 whatever the base dtype.
 struct LoraAdapter {
@@ -58,7 +70,8 @@ class Transformer {
   // (after the final norm), in the model's dtype.
   torch::Tensor forward_hidden(const torch::Tensor& ids_BT, const torch::Tensor& positions_BT,
                                AttentionBackend& attn);
-  torch::Tensor logits(const torch::Tensor& hidden_xD);  // LM head, float32 logits [..., V]
+  torch::Tensor logits(
+      const torch::Tensor& hidden_xD);  // LM head, float32 logits [..., V] (float64 model: float64)
   torch::Tensor forward(const torch::Tensor& ids_BT, const torch::Tensor& positions_BT,
                         AttentionBackend& attn);
 
@@ -74,6 +87,8 @@ class Transformer {
 
   // LoRA (see lora.hpp to add, save, load and merge adapters).
   bool has_lora() const;
+  const std::optional<LoraConfig>& lora_config() const { return lora_config_; }
+  void set_lora_config(std::optional<LoraConfig> c) { lora_config_ = std::move(c); }  // add_lora / load_peft
   void set_lora_enabled(bool enabled) { lora_enabled_ = enabled; }
   bool lora_enabled() const { return lora_enabled_; }
   std::vector<torch::Tensor> lora_parameters() const;
@@ -109,6 +124,7 @@ class Transformer {
   torch::Tensor inv_freq_;  // [head_dim / 2] float32, llama3 scaling applied
   bool training_ = false;
   bool lora_enabled_ = true;
+  std::optional<LoraConfig> lora_config_;
   std::function<void(int64_t)> before_layer_;
 };
 
