@@ -3,7 +3,9 @@
 // Word::merge_all).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,55 +37,85 @@ struct BpeModel {
   void merge_heap(std::vector<int32_t>& ids) const;
 };
 
-// A word -> ids cache, one per thread and tokenizer; cleared when full.
+// A word -> ids cache, one per thread and tokenizer; it grows from a few thousand slots and is cleared when
+// full. Slots are 16 bytes so that the table stays in cache for ordinary texts.
 class WordCache {
  public:
   static constexpr size_t kMaxWordBytes = 256;
-  static constexpr size_t kMaxEntries = 1 << 16;
-  WordCache() { clear(); }
-  // The cached ids of word, or false.
+  static constexpr size_t kMaxEntries = 1 << 17;
+  WordCache() { reset(4096); }
+  // Appends the cached ids of word to out, or returns false.
   bool find(std::string_view word, uint64_t hash, std::vector<int32_t>& out) const {
-    size_t i = hash & kMask;
-    while (slots_[i].len != kEmpty) {
+    const auto tag = static_cast<uint32_t>(hash >> 32);
+    size_t i = hash & mask_;
+    while (slots_[i].len != 0) {
       const Slot& s = slots_[i];
-      if (s.hash == hash && s.len == word.size() &&
+      if (s.tag == tag && s.len == word.size() &&
           std::memcmp(bytes_.data() + s.bytes_offset, word.data(), word.size()) == 0) {
         out.insert(out.end(), ids_.begin() + s.ids_offset, ids_.begin() + s.ids_offset + s.ids_count);
         return true;
       }
-      i = (i + 1) & kMask;
+      i = (i + 1) & mask_;
     }
     return false;
   }
+  // word: 1..kMaxWordBytes bytes; count <= kMaxWordBytes.
   void insert(std::string_view word, uint64_t hash, const int32_t* ids, size_t count) {
-    if (size_ >= kMaxEntries) clear();
-    size_t i = hash & kMask;
-    while (slots_[i].len != kEmpty) i = (i + 1) & kMask;
-    slots_[i] = Slot{hash, static_cast<uint32_t>(bytes_.size()), static_cast<uint32_t>(word.size()),
-                     static_cast<uint32_t>(ids_.size()), static_cast<uint32_t>(count)};
+    if (size_ >= kMaxEntries) {
+      reset(slots_.size());
+    } else if ((size_ + 1) * 2 > slots_.size()) {
+      grow();
+    }
+    place(Slot{static_cast<uint32_t>(hash >> 32), static_cast<uint32_t>(bytes_.size()),
+               static_cast<uint32_t>(ids_.size()), static_cast<uint16_t>(word.size()),
+               static_cast<uint16_t>(count)},
+          hash);
     bytes_.append(word.data(), word.size());
     ids_.insert(ids_.end(), ids, ids + count);
     ++size_;
   }
-  void clear() {
-    slots_.assign(kSlots, Slot{0, 0, kEmpty, 0, 0});
+
+ private:
+  struct Slot {
+    uint32_t tag;  // the hash's high half (the low half picks the slot)
+    uint32_t bytes_offset;
+    uint32_t ids_offset;
+    uint16_t len;  // 0: empty
+    uint16_t ids_count;
+  };
+  void reset(size_t slots) {
+    slots_.assign(slots, Slot{0, 0, 0, 0, 0});
+    hashes_.clear();
+    mask_ = slots - 1;
     bytes_.clear();
     ids_.clear();
     size_ = 0;
   }
-
- private:
-  static constexpr size_t kSlots = kMaxEntries * 2;
-  static constexpr size_t kMask = kSlots - 1;
-  static constexpr uint32_t kEmpty = 0xFFFFFFFFu;
-  struct Slot {
-    uint64_t hash;
-    uint32_t bytes_offset;
-    uint32_t len;
-    uint32_t ids_offset;
-    uint32_t ids_count;
-  };
+  void place(const Slot& slot, uint64_t hash) {
+    size_t i = hash & mask_;
+    while (slots_[i].len != 0) i = (i + 1) & mask_;
+    slots_[i] = slot;
+    hashes_.push_back(hash);
+  }
+  void grow() {
+    std::vector<Slot> old;
+    old.swap(slots_);
+    std::vector<uint64_t> old_hashes;
+    old_hashes.swap(hashes_);
+    slots_.assign(old.size() * 2, Slot{0, 0, 0, 0, 0});
+    mask_ = slots_.size() - 1;
+    // Entries in insertion order: their hashes were recorded then.
+    size_t k = 0;
+    std::vector<Slot> entries;
+    for (const Slot& s : old)
+      if (s.len != 0) entries.push_back(s);
+    std::sort(entries.begin(), entries.end(),
+              [](const Slot& a, const Slot& b) { return a.bytes_offset < b.bytes_offset; });
+    for (const Slot& s : entries) place(s, old_hashes[k++]);
+  }
   std::vector<Slot> slots_;
+  std::vector<uint64_t> hashes_;  // full hash of every entry, in insertion order (for growing)
+  size_t mask_ = 0;
   std::string bytes_;
   std::vector<int32_t> ids_;
   size_t size_ = 0;

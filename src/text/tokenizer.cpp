@@ -51,22 +51,29 @@ void AddedTokenMatcher::build(const std::vector<AddedToken>& tokens, const std::
                               const std::vector<std::string>& patterns) {
   patterns_.clear();
   tokens_.clear();
-  by_first_byte_.assign(256, {});
-  std::fill(std::begin(first_byte_), std::end(first_byte_), false);
+  trie_.assign(1, Node{});
+  std::fill(std::begin(root_next_), std::end(root_next_), -1);
   for (size_t k = 0; k < which.size(); ++k) {
     if (patterns[k].empty()) continue;  // an empty pattern never matches in Aho-Corasick
     patterns_.push_back(patterns[k]);
     tokens_.push_back(&tokens[which[k]]);
   }
   for (size_t p = 0; p < patterns_.size(); ++p) {
-    const auto b = static_cast<unsigned char>(patterns_[p][0]);
-    first_byte_[b] = true;
-    by_first_byte_[b].push_back(p);
-  }
-  for (auto& list : by_first_byte_) {
-    // Longest first; among equal lengths the first listed (Aho-Corasick reports the lowest pattern id).
-    std::stable_sort(list.begin(), list.end(),
-                     [&](size_t a, size_t b) { return patterns_[a].size() > patterns_[b].size(); });
+    int32_t node = 0;
+    for (unsigned char b : patterns_[p]) {
+      int32_t child = -1;
+      for (const auto& [byte, n] : trie_[node].next)
+        if (byte == b) child = n;
+      if (child < 0) {
+        child = static_cast<int32_t>(trie_.size());
+        trie_[node].next.emplace_back(b, child);
+        trie_.emplace_back();
+        if (node == 0) root_next_[b] = child;
+      }
+      node = child;
+    }
+    // A repeated pattern keeps the first token listed.
+    if (trie_[node].pattern < 0) trie_[node].pattern = static_cast<int32_t>(p);
   }
 }
 
@@ -118,20 +125,22 @@ void AddedTokenMatcher::find_pieces(std::string_view s, std::vector<Piece>& out)
   size_t pos = 0;
   while (pos < s.size()) {
     // Leftmost-longest: the first position where some pattern matches, its longest pattern there.
-    const unsigned char b = static_cast<unsigned char>(s[pos]);
-    if (!first_byte_[b]) {
+    int32_t node = root_next_[static_cast<unsigned char>(s[pos])];
+    if (node < 0) {
       ++pos;
       continue;
     }
-    size_t found = SIZE_MAX;
-    for (size_t p : by_first_byte_[b]) {
-      const std::string& pat = patterns_[p];
-      if (pat.size() <= s.size() - pos && std::memcmp(s.data() + pos, pat.data(), pat.size()) == 0) {
-        found = p;
-        break;
-      }
+    int32_t found = trie_[node].pattern;
+    for (size_t k = pos + 1; k < s.size(); ++k) {
+      const auto b = static_cast<unsigned char>(s[k]);
+      int32_t child = -1;
+      for (const auto& [byte, n] : trie_[node].next)
+        if (byte == b) child = n;
+      if (child < 0) break;
+      node = child;
+      if (trie_[node].pattern >= 0) found = trie_[node].pattern;
     }
-    if (found == SIZE_MAX) {
+    if (found < 0) {
       ++pos;
       continue;
     }

@@ -52,8 +52,13 @@ class AddedTokenMatcher {
  private:
   std::vector<std::string> patterns_;
   std::vector<const AddedToken*> tokens_;
-  std::vector<std::vector<size_t>> by_first_byte_;  // pattern indices, longest first
-  bool first_byte_[256] = {};
+  // A byte trie of the patterns: node 0 is the root; pattern >= 0 where a pattern ends.
+  struct Node {
+    int32_t pattern = -1;
+    std::vector<std::pair<unsigned char, int32_t>> next;
+  };
+  std::vector<Node> trie_;
+  int32_t root_next_[256];  // the root's children, for the scan over bytes that start no pattern
 };
 
 enum class Behavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
