@@ -91,7 +91,10 @@ int run(int argc, char** argv, dist::Comm& comm) {
   po::variables_map vm;
   try {
     // Command line first: po::store never overwrites, so the command line beats the file beats the defaults.
-    po::store(po::command_line_parser(args).options(all).run(), vm);
+    // A task with a `what` option takes it as its first word too (`ctm bench tokenizer ...`).
+    po::positional_options_description positional;
+    if (task_desc.find_nothrow("what", false)) positional.add("what", 1);
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
     if (vm.count("config")) {
       const std::string file = vm["config"].as<std::string>();
       try {
