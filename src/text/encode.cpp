@@ -189,7 +189,15 @@ class Encoder {
         return;
       case PreTokenizerStep::Split:
         if (st.behavior == Behavior::Isolated) {  // the common case, without building the range list
-          isolated(k, *st.regex, piece);
+          if (st.fast != FastPattern::None) {
+            for (size_t i = 0; i < piece.size();) {
+              const size_t e = fast_match_end(st.fast, piece, i);
+              stage(k + 1, piece.substr(i, e - i));
+              i = e;
+            }
+          } else {
+            isolated(k, *st.regex, piece);
+          }
           return;
         }
         split(k, st, piece);

@@ -130,7 +130,7 @@ std::string onig_to_pcre2(std::string_view p, const std::string& where) {
 }
 
 Regex::Regex(std::string_view pattern, bool literal, const std::string& where)
-    : pattern_(pattern), where_(where) {
+    : literal_(literal), pattern_(pattern), where_(where) {
   uint32_t options = PCRE2_UTF | PCRE2_NO_UTF_CHECK;
   std::string compiled;
   if (literal) {

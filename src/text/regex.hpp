@@ -46,11 +46,13 @@ class Regex {
   }
 
   const std::string& pattern() const { return pattern_; }
+  bool literal() const { return literal_; }
 
  private:
   static size_t char_len(std::string_view s, size_t i);
   pcre2_real_code_8* code_ = nullptr;
   bool jit_ = false;
+  bool literal_ = false;
   std::string pattern_;
   std::string where_;
 };

@@ -296,6 +296,7 @@ void parse_pre_tokenizer(const J& j, const std::string& where, std::vector<PreTo
     step.regex = parse_pattern(j, "pattern", where);
     step.behavior = parse_behavior(j, where);
     step.invert = get_bool(j, "invert", false, where);
+    if (!step.regex->literal()) step.fast = recognize_fast_pattern(step.regex->pattern());
   } else if (type == "ByteLevel") {
     check_keys(j, {"type", "add_prefix_space", "trim_offsets", "use_regex"}, where);
     step.kind = PreTokenizerStep::ByteLevel;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bpe.hpp"
+#include "fast_pretokenizer.hpp"
 #include "regex.hpp"
 
 namespace ctm::text::detail {
@@ -72,7 +73,8 @@ struct NormalizerStep {
 
 struct PreTokenizerStep {
   enum Kind { Split, Digits, ByteLevel } kind;
-  std::unique_ptr<Regex> regex;  // Split; ByteLevel with use_regex
+  std::unique_ptr<Regex> regex;          // Split; ByteLevel with use_regex
+  FastPattern fast = FastPattern::None;  // a hand-written matcher for `regex`
   Behavior behavior = Behavior::Isolated;
   bool invert = false;
   bool individual_digits = false;
