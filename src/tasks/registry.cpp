@@ -26,7 +26,7 @@ const std::vector<TaskInfo>& all_tasks() {
        run_synth},
       {"pretrain", "train the embedded tiny model (tokenizer + transformer) from scratch", nullptr, nullptr},
       // Tools.
-      {"grade", "grade completions against gold answers (paper or math grader)", nullptr, nullptr},
+      {"grade", "grade completions against gold answers (paper or math grader)", add_grade_options, run_grade},
       {"tokenize", "token ids of JSONL texts with a Hugging Face tokenizer.json", nullptr, nullptr},
       {"logprobs", "log-probability of every token of JSONL sequences under a model", nullptr, nullptr},
       {"generate", "sample completions for JSONL prompts", nullptr, nullptr},

@@ -11,4 +11,7 @@ namespace ctm::tasks {
 void add_synth_options(po::options_description& desc);
 int run_synth(const TaskContext& ctx);
 
+void add_grade_options(po::options_description& desc);
+int run_grade(const TaskContext& ctx);
+
 }  // namespace ctm::tasks
