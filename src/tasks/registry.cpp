@@ -17,7 +17,8 @@ const std::vector<TaskInfo>& all_tasks() {
       {"calculate_ce_score", "contrastive-estimation score of every token of every DPO pair (HDF5)", nullptr,
        nullptr},
       {"train_cdpo", "cDPO: token-weighted DPO LoRA training with the CE scores", nullptr, nullptr},
-      {"evaluation", "accuracy on the test split (base, --lora_path or --model_path)", nullptr, nullptr},
+      {"evaluation", "accuracy on the test split (base, --lora_path or --model_path)", add_evaluation_options,
+       run_evaluation},
       {"sampling", "rollout sampling around every token of incorrect trajectories (HDF5)", nullptr, nullptr},
       {"analyse", "critical token per trajectory and pass@k with and without it", nullptr, nullptr},
       {"merge", "merge a LoRA adapter into its base and save a Hugging Face model folder", nullptr, nullptr},
@@ -29,7 +30,7 @@ const std::vector<TaskInfo>& all_tasks() {
       {"grade", "grade completions against gold answers (paper or math grader)", add_grade_options, run_grade},
       {"tokenize", "token ids of JSONL texts with a Hugging Face tokenizer.json", nullptr, nullptr},
       {"logprobs", "log-probability of every token of JSONL sequences under a model", nullptr, nullptr},
-      {"generate", "sample completions for JSONL prompts", nullptr, nullptr},
+      {"generate", "sample completions for JSONL prompts", add_generate_options, run_generate},
       {"bench", "benchmarks (tokenizer, sampling) that print a table", nullptr, nullptr},
   };
   return tasks;

@@ -8,6 +8,12 @@ namespace ctm::tasks {
 
 // (each task adds its two declarations here)
 
+void add_evaluation_options(po::options_description& desc);
+int run_evaluation(const TaskContext& ctx);
+
+void add_generate_options(po::options_description& desc);
+int run_generate(const TaskContext& ctx);
+
 void add_synth_options(po::options_description& desc);
 int run_synth(const TaskContext& ctx);
 
