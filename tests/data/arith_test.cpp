@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <regex>
 #include <set>
 
+#include "arith_check.hpp"
 #include "ctm/core/atomic_file.hpp"
 #include "ctm/data/arith.hpp"
 #include "ctm/data/dataset.hpp"
@@ -57,48 +57,48 @@ TEST(Arith, SameSeedSameBytesOtherSeedOtherBytes) {
 // Every "a op b = c" in every solution is right, each starts from the previous result, divisions are exact,
 // the ops match the recorded ones, and the last result is the answer, "The answer is N." and "#### N".
 TEST(Arith, SolutionArithmeticIsRight) {
-  const std::regex equation("(\\d+) ([-+*/]) (\\d+) = (\\d+)");
-  const std::regex first_number("(\\d+)");
+  using namespace testing_helpers;
   for (const auto* p : all_problems()) {
     const std::string& sol = p->solution;
-    std::smatch start;
-    ASSERT_TRUE(std::regex_search(p->question, start, first_number));
-    long current = std::stol(start[1]);
-    std::size_t n = 0;
-    for (std::sregex_iterator e(sol.begin(), sol.end(), equation); e != std::sregex_iterator(); ++e, ++n) {
-      const long a = std::stol((*e)[1]), b = std::stol((*e)[3]), c = std::stol((*e)[4]);
-      const char op = (*e)[2].str()[0];
-      EXPECT_EQ(a, current) << sol;
+    long current = number_after(p->question, 0);  // the first amount
+    const auto equations = find_equations(sol);
+    ASSERT_EQ(equations.size(), p->ops.size()) << sol;
+    for (std::size_t n = 0; n < equations.size(); ++n) {
+      const auto& e = equations[n];
+      EXPECT_EQ(e.a, current) << sol;
       long want = 0;
-      switch (op) {
+      switch (e.op) {
         case '+':
-          want = a + b;
+          want = e.a + e.b;
           break;
         case '-':
-          want = a - b;
+          want = e.a - e.b;
           break;
         case '*':
-          want = a * b;
+          want = e.a * e.b;
           break;
         default:
-          EXPECT_EQ(a % b, 0) << "inexact division: " << sol;
-          want = a / b;
+          EXPECT_EQ(e.a % e.b, 0) << "inexact division: " << sol;
+          want = e.a / e.b;
       }
-      EXPECT_EQ(c, want) << sol;
-      ASSERT_LT(n, p->ops.size()) << sol;
-      EXPECT_EQ(op, "+-*/"[static_cast<int>(p->ops[n])]) << sol;
-      current = c;
+      EXPECT_EQ(e.c, want) << sol;
+      EXPECT_EQ(e.op, "+-*/"[static_cast<int>(p->ops[n])]) << sol;
+      current = e.c;
     }
-    EXPECT_EQ(n, p->ops.size()) << sol;
     EXPECT_EQ(current, p->answer) << sol;
-    EXPECT_EQ(sol.substr(sol.rfind("The answer is ")), "The answer is " + std::to_string(p->answer) + ".");
+    EXPECT_EQ(final_answer(sol), p->answer) << sol;
     EXPECT_EQ(p->openai_answer(), sol + "\n#### " + std::to_string(p->answer));
   }
 }
 
+bool has(const std::string& s, const char* cue) {
+  return s.find(cue) != std::string::npos;
+}
+
 // An independent reading of the question: the amount follows from the cue words alone (a distractor
-// sentence names another thing or a person's age or a walk and changes nothing).
+// sentence names another thing, an age or a walk and changes nothing).
 long solve_by_wording(const std::string& question) {
+  using testing_helpers::number_after;
   std::vector<std::string> sentences;
   std::size_t begin = 0;
   for (std::size_t i = 0; i < question.size(); ++i)
@@ -106,38 +106,40 @@ long solve_by_wording(const std::string& question) {
       sentences.push_back(question.substr(begin, i + 1 - begin));
       begin = i + 2;
     }
-  static const std::regex start("^[A-Z][a-z]+ (?:has|starts with) (\\d+) ([a-z ]+)\\.$");
-  static const std::regex add(
-      "(?:buys|finds|receives|gives (?:him|her|[A-Z][a-z]+)|gets) (\\d+) (?!.* for every)");
-  static const std::regex sub("(?:gives away|eats|loses|sells|gives) (\\d+) ");
-  static const std::regex mul(
-      "(?:holds (\\d+)|There are (\\d+) .* (?:in every|per) |has (\\d+) [a-z ]+ in it|"
-      "has (\\d+) times as many|for (\\d+) [a-z]+\\.$|gets (\\d+) [a-z]+ for every)");
-  static const std::regex div("(?:into (\\d+) equal|equally among (\\d+) friends)");
-  static const std::regex distractor(
-      "(?:years old|minutes to walk|also has|^[A-Z][a-z]+ has \\d+ [a-z ]+\\.$)");
-  auto number = [](const std::smatch& m) {
-    for (std::size_t i = 1; i < m.size(); ++i)
-      if (m[i].matched) return std::stol(m[i]);
-    return -1L;
-  };
-  std::smatch m;
-  if (!std::regex_match(sentences.at(0), m, start)) return -1;
-  long x = std::stol(m[1]);
+  if (sentences.size() < 2 || (!has(sentences[0], " has ") && !has(sentences[0], " starts with "))) return -1;
+  long x = number_after(sentences[0], 0);
   for (std::size_t i = 1; i + 1 < sentences.size(); ++i) {
     const std::string& s = sentences[i];
-    if (std::regex_search(s, m, mul)) {
-      x *= number(m);
-    } else if (std::regex_search(s, m, div)) {
-      x /= number(m);
-    } else if (std::regex_search(s, m, distractor)) {
-      continue;
-    } else if (std::regex_search(s, m, add)) {
-      x += number(m);
-    } else if (std::regex_search(s, m, sub)) {
-      x -= number(m);
-    } else {
-      return -2;  // a sentence with no cue
+    const auto after = [&](const char* cue) {
+      return number_after(s, s.find(cue) + std::string(cue).size());
+    };
+    if (has(s, " holds ")) {
+      x *= after(" holds ");
+    } else if (has(s, "There are ") && (has(s, " in every ") || has(s, " per "))) {
+      x *= after("There are ");
+    } else if (has(s, " in it.")) {
+      x *= after(" has ");
+    } else if (has(s, " times as many ")) {
+      x *= number_after(s, 0);
+    } else if (has(s, " trades each ")) {
+      x *= after(" for ");
+    } else if (has(s, " for every ")) {
+      x *= after(" gets ");
+    } else if (has(s, " equal piles") || has(s, " equal groups")) {
+      x /= after(" into ");
+    } else if (has(s, " equally among ")) {
+      x /= after(" among ");
+    } else if (has(s, " buys ") || has(s, " finds ") || has(s, " receives ") || has(s, " gets ")) {
+      x += number_after(s, 0);
+    } else if (has(s, " gives away ") || has(s, " eats ") || has(s, " loses ") || has(s, " sells ")) {
+      x -= number_after(s, 0);
+    } else if (has(s, " gives ")) {
+      // "gives 3 X to Y" takes away; "gives him 3 X" adds.
+      const auto word = s.find(" gives ") + 7;
+      const bool to_someone = std::isdigit(static_cast<unsigned char>(s[word]));
+      x += to_someone ? -number_after(s, word) : number_after(s, word);
+    } else if (!(has(s, " years old") || has(s, " minutes to walk") || has(s, " has "))) {
+      return -2;  // a sentence that is neither a step nor a distractor
     }
   }
   return x;

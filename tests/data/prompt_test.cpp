@@ -4,9 +4,9 @@
 
 #include <fstream>
 #include <iterator>
-#include <regex>
 #include <set>
 
+#include "arith_check.hpp"
 #include "ctm/core/error.hpp"
 #include "ctm/data/dataset.hpp"
 #include "ctm/data/prompt.hpp"
@@ -132,38 +132,39 @@ TEST(Prompt, GradingRules) {
 // The ARITH few-shot prefix: 4 examples in the prompt's own shape, right arithmetic, none from the test
 // split.
 TEST(Prompt, ArithFewShotFile) {
+  using namespace testing_helpers;
   const std::string text = slurp(kData + "/prompts/arith_4shot.txt");
-  ASSERT_GE(text.size(), 2u);
-  EXPECT_EQ(text.substr(text.size() - 2), "\n\n");
   EXPECT_LT(text.size(), 1300u);  // the tiny model's context is 512 tokens
-  const std::regex example("Question: ([^\n]+)\nAnswer: ([^\n]+)\n\n");
-  const std::regex equation("(\\d+) ([-+*/]) (\\d+) = (\\d+)");
-  const std::regex final_answer("The answer is (\\d+)\\.$");
   std::set<std::string> questions;
-  std::size_t covered = 0;
   std::set<char> ops;
-  for (std::sregex_iterator it(text.begin(), text.end(), example), end; it != end; ++it) {
-    EXPECT_EQ(static_cast<std::size_t>(it->position()), covered) << "text between examples";
-    covered = it->position() + it->length();
-    questions.insert((*it)[1]);
-    const std::string answer = (*it)[2];
-    long last = -1;
-    for (std::sregex_iterator e(answer.begin(), answer.end(), equation); e != std::sregex_iterator(); ++e) {
-      const long a = std::stol((*e)[1]), b = std::stol((*e)[3]), c = std::stol((*e)[4]);
-      const char op = (*e)[2].str()[0];
-      ops.insert(op);
-      const long want = op == '+' ? a + b : op == '-' ? a - b : op == '*' ? a * b : a / b;
-      EXPECT_EQ(c, want) << answer;
-      if (op == '/') {
-        EXPECT_EQ(a % b, 0) << answer;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    // "Question: q\nAnswer: a\n\n", nothing else.
+    ASSERT_EQ(text.compare(pos, 10, "Question: "), 0) << "at byte " << pos;
+    const auto q_end = text.find('\n', pos);
+    ASSERT_NE(q_end, std::string::npos);
+    questions.insert(text.substr(pos + 10, q_end - pos - 10));
+    ASSERT_EQ(text.compare(q_end, 9, "\nAnswer: "), 0);
+    const auto a_end = text.find("\n\n", q_end + 9);
+    ASSERT_NE(a_end, std::string::npos);
+    const std::string answer = text.substr(q_end + 9, a_end - q_end - 9);
+    ASSERT_EQ(answer.find('\n'), std::string::npos);
+    const auto equations = find_equations(answer);
+    ASSERT_FALSE(equations.empty()) << answer;
+    for (const auto& e : equations) {
+      ops.insert(e.op);
+      const long want = e.op == '+'   ? e.a + e.b
+                        : e.op == '-' ? e.a - e.b
+                        : e.op == '*' ? e.a * e.b
+                                      : e.a / e.b;
+      EXPECT_EQ(e.c, want) << answer;
+      if (e.op == '/') {
+        EXPECT_EQ(e.a % e.b, 0) << answer;
       }
-      last = c;
     }
-    std::smatch m;
-    ASSERT_TRUE(std::regex_search(answer, m, final_answer)) << answer;
-    EXPECT_EQ(std::stol(m[1]), last);
+    EXPECT_EQ(final_answer(answer), equations.back().c) << answer;
+    pos = a_end + 2;
   }
-  EXPECT_EQ(covered, text.size());
   EXPECT_EQ(questions.size(), 4u);
   EXPECT_EQ(ops, (std::set<char>{'+', '-', '*', '/'}));
   for (const auto& p : load_problems(test_split_path(DatasetKind::ARITH, kData)))
