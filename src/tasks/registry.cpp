@@ -21,7 +21,8 @@ const std::vector<TaskInfo>& all_tasks() {
        run_evaluation},
       {"sampling", "rollout sampling around every token of incorrect trajectories (HDF5)", nullptr, nullptr},
       {"analyse", "critical token per trajectory and pass@k with and without it", nullptr, nullptr},
-      {"merge", "merge a LoRA adapter into its base and save a Hugging Face model folder", nullptr, nullptr},
+      {"merge", "merge a LoRA adapter into its base and save a Hugging Face model folder", add_merge_options,
+       run_merge},
       // The embedded default.
       {"synth", "generate the ARITH synthetic data set (train and test splits)", add_synth_options,
        run_synth},
@@ -29,7 +30,8 @@ const std::vector<TaskInfo>& all_tasks() {
       // Tools.
       {"grade", "grade completions against gold answers (paper or math grader)", add_grade_options, run_grade},
       {"tokenize", "token ids of JSONL texts with a Hugging Face tokenizer.json", nullptr, nullptr},
-      {"logprobs", "log-probability of every token of JSONL sequences under a model", nullptr, nullptr},
+      {"logprobs", "log-probability of every token of JSONL sequences under a model", add_logprobs_options,
+       run_logprobs},
       {"generate", "sample completions for JSONL prompts", add_generate_options, run_generate},
       {"bench", "benchmarks (tokenizer, sampling) that print a table", nullptr, nullptr},
   };

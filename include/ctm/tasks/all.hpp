@@ -20,4 +20,10 @@ int run_synth(const TaskContext& ctx);
 void add_grade_options(po::options_description& desc);
 int run_grade(const TaskContext& ctx);
 
+void add_logprobs_options(po::options_description& desc);
+int run_logprobs(const TaskContext& ctx);
+
+void add_merge_options(po::options_description& desc);
+int run_merge(const TaskContext& ctx);
+
 }  // namespace ctm::tasks
