@@ -13,16 +13,35 @@ struct Candidate {
   int32_t id;
 };
 
-// The nucleus as (weight, id) in its walking order, and the sum of its weights. Only tokens whose weight is
-// at least a threshold are sorted: they are a prefix of the descending order, so if their mass already
-// reaches top_p the nucleus lies inside them. The threshold drops until that holds (usually at the first
-// try), which avoids sorting a 128k vocabulary at every step.
-double nucleus_candidates(const float* logits, int64_t vocab, double temperature, double top_p,
-                          std::vector<Candidate>& out) {
+// The descending order of the nucleus: larger weight first, ties broken by lower id.
+bool ranks_before(const Candidate& a, const Candidate& b) {
+  return a.weight != b.weight ? a.weight > b.weight : a.id < b.id;
+}
+
+// Where the nucleus ends: every token that ranks before `last`, and `last` itself (all tokens with non-zero
+// weight when `all`). `weights` are the unnormalised weights of the whole vocabulary and `mass` the
+// nucleus's.
+struct NucleusCut {
+  const std::vector<double>* weights;
+  bool all = false;
+  Candidate last{0, 0};
+  double mass = 0;
+  bool contains(int64_t id) const {
+    const double w = (*weights)[id];
+    return all ? w > 0 : !ranks_before(last, {w, static_cast<int32_t>(id)});
+  }
+};
+
+// Only tokens whose weight is at least a threshold are candidates: they are a prefix of the descending order,
+// so if their mass already reaches top_p the nucleus lies inside them (the threshold drops until it does; a
+// flat distribution ends with every token). The cut is then a quickselect on mass: O(vocab), nothing is
+// sorted.
+NucleusCut nucleus_cut(const float* logits, int64_t vocab, double temperature, double top_p) {
   CTM_CHECK(vocab > 0, "sampler: empty logits");
   CTM_CHECK(temperature > 0, "sampler: temperature must be > 0 (got ", temperature, ")");
   CTM_CHECK(top_p > 0, "sampler: top_p must be in (0, 1] (got ", top_p, ")");
   thread_local std::vector<double> weights;
+  thread_local std::vector<Candidate> cands;
   weights.resize(vocab);
   const float max_logit = logits[argmax_token(logits, vocab)];
   CTM_CHECK(std::isfinite(max_logit), "sampler: logits are not finite (max ", max_logit, ")");
@@ -32,33 +51,46 @@ double nucleus_candidates(const float* logits, int64_t vocab, double temperature
     weights[i] = std::exp((static_cast<double>(logits[i]) - max_logit) * inv_t);
     total += weights[i];
   }
-  out.clear();
+  NucleusCut cut;
+  cut.weights = &weights;
   if (top_p >= 1.0) {
-    for (int64_t i = 0; i < vocab; ++i)
-      if (weights[i] > 0) out.push_back({weights[i], static_cast<int32_t>(i)});
-    return total;
+    cut.all = true;
+    cut.mass = total;
+    return cut;
   }
+  // First a high threshold (enough for peaked distributions), then (1 - top_p) * total / vocab: the tokens below
+  // it weigh less than (1 - top_p) * total together, so the rest always reaches top_p.
   const double target = top_p * total;
-  for (double threshold = total * 1e-4;; threshold *= 1e-4) {
-    if (threshold < 1e-300) threshold = 0;
-    out.clear();
+  for (const double threshold : {total * 1e-4, (1.0 - top_p) * total / static_cast<double>(vocab)}) {
+    cands.clear();
     double mass = 0;
     for (int64_t i = 0; i < vocab; ++i)
       if (weights[i] >= threshold && weights[i] > 0) {
-        out.push_back({weights[i], static_cast<int32_t>(i)});
+        cands.push_back({weights[i], static_cast<int32_t>(i)});
         mass += weights[i];
       }
-    if (mass >= target || threshold == 0) break;
+    if (mass >= target) break;
   }
-  std::sort(out.begin(), out.end(), [](const Candidate& a, const Candidate& b) {
-    return a.weight != b.weight ? a.weight > b.weight : a.id < b.id;
-  });
-  // Keep a token while the mass strictly before it is below top_p: the token that crosses top_p stays.
-  double before = 0;
-  size_t keep = 0;
-  while (keep < out.size() && (keep == 0 || before < target)) before += out[keep++].weight;
-  out.resize(keep);
-  return before;
+  // Smallest k whose top-k mass reaches the target (the token that crosses it stays). Invariant: the crossing
+  // token ranks in [lo, hi) and acc, the mass of the tokens ranking before lo, is below the target.
+  size_t lo = 0, hi = cands.size();
+  double acc = 0;
+  while (true) {
+    const size_t mid = lo + (hi - lo) / 2;
+    std::nth_element(cands.begin() + lo, cands.begin() + mid, cands.begin() + hi, ranks_before);
+    double left = 0;  // mass of the tokens ranking in [lo, mid)
+    for (size_t i = lo; i < mid; ++i) left += cands[i].weight;
+    if (mid > lo && acc + left >= target) {
+      hi = mid;
+    } else if (mid + 1 >= hi || acc + left + cands[mid].weight >= target) {
+      cut.last = cands[mid];
+      cut.mass = acc + left + cands[mid].weight;
+      return cut;
+    } else {
+      acc += left + cands[mid].weight;
+      lo = mid + 1;
+    }
+  }
 }
 
 }  // namespace
@@ -72,12 +104,15 @@ int32_t argmax_token(const float* logits, int64_t vocab) {
 }
 
 Nucleus top_p_nucleus(const float* logits, int64_t vocab, double temperature, double top_p) {
-  std::vector<Candidate> cands;
-  const double mass = nucleus_candidates(logits, vocab, temperature, top_p, cands);
+  const NucleusCut cut = nucleus_cut(logits, vocab, temperature, top_p);
+  std::vector<Candidate> members;
+  for (int64_t i = 0; i < vocab; ++i)
+    if (cut.contains(i)) members.push_back({(*cut.weights)[i], static_cast<int32_t>(i)});
+  if (!cut.all) std::sort(members.begin(), members.end(), ranks_before);
   Nucleus n;
-  for (const auto& c : cands) {
+  for (const auto& c : members) {
     n.ids.push_back(c.id);
-    n.probs.push_back(c.weight / mass);
+    n.probs.push_back(c.weight / cut.mass);
   }
   return n;
 }
@@ -85,15 +120,18 @@ Nucleus top_p_nucleus(const float* logits, int64_t vocab, double temperature, do
 int32_t sample_token(const float* logits, int64_t vocab, double temperature, double top_p, double u) {
   if (temperature < kGreedyTemperature) return argmax_token(logits, vocab);
   CTM_CHECK(u >= 0 && u < 1, "sampler: uniform draw must be in [0, 1) (got ", u, ")");
-  thread_local std::vector<Candidate> cands;
-  const double mass = nucleus_candidates(logits, vocab, temperature, top_p, cands);
-  const double target = u * mass;
+  const NucleusCut cut = nucleus_cut(logits, vocab, temperature, top_p);
+  // The nucleus walked in id order: the same distribution as any order, without sorting it.
+  const double target = u * cut.mass;
   double acc = 0;
-  for (const auto& c : cands) {
-    acc += c.weight;
-    if (acc > target) return c.id;
+  int64_t last = -1;
+  for (int64_t i = 0; i < vocab; ++i) {
+    if (!cut.contains(i)) continue;
+    acc += (*cut.weights)[i];
+    last = i;
+    if (acc > target) return static_cast<int32_t>(i);
   }
-  return cands.back().id;  // only reachable through rounding at u close to 1
+  return static_cast<int32_t>(last);  // only reachable through rounding at u close to 1
 }
 
 }  // namespace ctm::engine

@@ -66,6 +66,11 @@ TEST(Sampler, TopPByHand) {
   // temperature 2: softmax([1, 0.5, 0, -0.5]) = 0.4519, 0.2741, 0.1662, 0.1008
   n = top_p_nucleus(logits.data(), 4, 2.0, 0.8);  // 0.4519, 0.7260 < 0.8, 0.8922
   EXPECT_EQ(n.ids, (std::vector<int32_t>{1, 0, 3}));
+  // Ties at the cut: equal probabilities rank by lower id. softmax([1, 1, 1, 1, 0]) = 0.2284 x 4, 0.0840.
+  const std::vector<float> tied = {1.f, 1.f, 0.f, 1.f, 1.f};
+  n = top_p_nucleus(tied.data(), 5, 1.0, 0.5);  // 0.2284, 0.4568 < 0.5, 0.6852
+  EXPECT_EQ(n.ids, (std::vector<int32_t>{0, 1, 3}));
+  for (int k = 0; k < 100; ++k) EXPECT_NE(sample_token(tied.data(), 5, 1.0, 0.5, k / 100.0), 4);
 }
 
 TEST(Sampler, TopPMatchesHuggingFaceTransformation) {
@@ -103,10 +108,11 @@ TEST(Sampler, InverseCdfFollowsTheNucleus) {
   ASSERT_EQ(counts.size(), n.ids.size());
   for (size_t i = 0; i < n.ids.size(); ++i)
     EXPECT_NEAR(static_cast<double>(counts[n.ids[i]]) / grid, n.probs[i], 2.0 / grid) << "token " << n.ids[i];
-  // u walks the nucleus in descending order: the smallest u picks the most likely token, the largest the
-  // least.
-  EXPECT_EQ(sample_token(logits.data(), 6, temperature, top_p, 0.0), n.ids.front());
-  EXPECT_EQ(sample_token(logits.data(), 6, temperature, top_p, 0.999999), n.ids.back());
+  // u walks the nucleus in id order: the smallest u picks its lowest id, the largest its highest.
+  EXPECT_EQ(sample_token(logits.data(), 6, temperature, top_p, 0.0),
+            *std::min_element(n.ids.begin(), n.ids.end()));
+  EXPECT_EQ(sample_token(logits.data(), 6, temperature, top_p, 0.999999),
+            *std::max_element(n.ids.begin(), n.ids.end()));
 }
 
 TEST(Sampler, GreedyIsArgmaxWithLowestIdOnTies) {
