@@ -29,11 +29,12 @@ const std::vector<TaskInfo>& all_tasks() {
       {"pretrain", "train the embedded tiny model (tokenizer + transformer) from scratch", nullptr, nullptr},
       // Tools.
       {"grade", "grade completions against gold answers (paper or math grader)", add_grade_options, run_grade},
-      {"tokenize", "token ids of JSONL texts with a Hugging Face tokenizer.json", nullptr, nullptr},
+      {"tokenize", "token ids of JSONL texts with a Hugging Face tokenizer.json", add_tokenize_options,
+       run_tokenize},
       {"logprobs", "log-probability of every token of JSONL sequences under a model", add_logprobs_options,
        run_logprobs},
       {"generate", "sample completions for JSONL prompts", add_generate_options, run_generate},
-      {"bench", "benchmarks (tokenizer, sampling) that print a table", nullptr, nullptr},
+      {"bench", "benchmarks (tokenizer, sampling) that print a table", add_bench_options, run_bench},
   };
   return tasks;
 }

@@ -26,4 +26,10 @@ int run_logprobs(const TaskContext& ctx);
 void add_merge_options(po::options_description& desc);
 int run_merge(const TaskContext& ctx);
 
+void add_tokenize_options(po::options_description& desc);
+int run_tokenize(const TaskContext& ctx);
+
+void add_bench_options(po::options_description& desc);
+int run_bench(const TaskContext& ctx);
+
 }  // namespace ctm::tasks
