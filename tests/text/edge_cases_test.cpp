@@ -49,16 +49,16 @@ void expect_splits(const std::string& name, const std::string& text, std::vector
   EXPECT_EQ(tok.decode(ids), text) << name;
 }
 
-TEST(EdgeCases, EmptyText) {
+TEST(EdgeCases, EmptyTextAndSpecialTokens) {
   for (const char* name : kNames) EXPECT_TRUE(tokenizer(name).encode("", false).empty()) << name;
   // deepseek_v3 is a LlamaTokenizerFast with add_bos_token: BOS only; the llama3 file's post-processor is
   // ByteLevel (adds nothing) and Qwen has no BOS.
   EXPECT_EQ(tokenizer("deepseek_v3").encode("", true), std::vector<int32_t>{0});
   EXPECT_TRUE(tokenizer("llama3").encode("", true).empty());
   EXPECT_TRUE(tokenizer("qwen3").encode("", true).empty());
-}
+  // (Several checks per test: under ASan, loading the three tokenizers costs seconds per test process.)
 
-TEST(EdgeCases, SpecialTokenIds) {
+  // Special tokens.
   EXPECT_EQ(tokenizer("llama3").bos_id(), 128000);
   EXPECT_EQ(tokenizer("llama3").eos_id(), 128001);
   EXPECT_EQ(tokenizer("deepseek_v3").bos_id(), 0);
@@ -78,7 +78,8 @@ TEST(EdgeCases, SpecialTokenIds) {
   EXPECT_EQ(tokenizer("llama3").token_to_id("no such token ever"), std::nullopt);
 }
 
-TEST(EdgeCases, WhitespaceRunsAndLineEnds) {
+TEST(EdgeCases, PreTokenBoundaries) {
+  // Whitespace runs and line ends.
   for (const char* name : kNames) {
     expect_splits(name, "a    b", {1, 4});  // \s+(?!\S) keeps the last space for " b"
     expect_splits(name, "   ", {});
@@ -94,10 +95,8 @@ TEST(EdgeCases, DigitRuns) {
   expect_splits("qwen3", "1234567", {1, 2, 3, 4, 5, 6});
   const auto q = tokenizer("qwen3").encode("2024", false);
   EXPECT_EQ(q.size(), 4u);
-}
 
-TEST(EdgeCases, Contractions) {
-  // Llama-3 and Qwen match 's 't 're 've 'm 'll 'd case-insensitively as their own pre-tokens.
+  // Contractions: Llama-3 and Qwen match 's 't 're 've 'm 'll 'd case-insensitively as their own pre-tokens.
   for (const char* name : {"llama3", "qwen3"}) {
     expect_splits(name, "don't", {3});
     expect_splits(name, "WE'LL", {2});
