@@ -190,11 +190,13 @@ class Encoder {
       case PreTokenizerStep::Split:
         if (st.behavior == Behavior::Isolated) {  // the common case, without building the range list
           if (st.fast != FastPattern::None) {
-            for (size_t i = 0; i < piece.size();) {
-              const size_t e = fast_match_end(st.fast, piece, i);
-              stage(k + 1, piece.substr(i, e - i));
-              i = e;
+            size_t prev = 0, s = 0, e = 0;
+            while (fast_search(st.fast, piece, prev, s, e)) {
+              if (s > prev) stage(k + 1, piece.substr(prev, s - prev));
+              stage(k + 1, piece.substr(s, e - s));
+              prev = e;
             }
+            if (prev < piece.size()) stage(k + 1, piece.substr(prev));
           } else {
             isolated(k, *st.regex, piece);
           }

@@ -12,14 +12,14 @@
 
 namespace ctm::text::detail {
 
-enum class FastPattern { None, Llama3, SingleDigit };
+enum class FastPattern { None, Llama3, SingleDigit, NumbersUpTo3, CjkKana, DeepSeek };
 
 // Which hand-written matcher a regex of tokenizer.json has, if any (the pattern text must be exactly the
 // same).
 FastPattern recognize_fast_pattern(std::string_view pattern);
 
-// End of the match that starts at `start` (these patterns match at every position of non-empty text, so the
-// pieces are contiguous). s is valid UTF-8 and start < s.size().
-size_t fast_match_end(FastPattern p, std::string_view s, size_t start);
+// The leftmost match at or after `from` (none of these patterns matches empty text); false when there is
+// none. s is valid UTF-8.
+bool fast_search(FastPattern p, std::string_view s, size_t from, size_t& match_start, size_t& match_end);
 
 }  // namespace ctm::text::detail

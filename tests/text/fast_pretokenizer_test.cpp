@@ -8,7 +8,9 @@
 
 #include "../../src/text/fast_pretokenizer.hpp"
 #include "../../src/text/regex.hpp"
+#include "ctm/core/atomic_file.hpp"
 #include "ctm/text/bpe_trainer.hpp"
+#include "fixtures.hpp"
 
 namespace ctm::text::detail {
 namespace {
@@ -27,12 +29,14 @@ std::vector<std::pair<size_t, size_t>> regex_pieces(const Regex& re, std::string
 
 std::vector<std::pair<size_t, size_t>> fast_pieces(FastPattern p, std::string_view s) {
   std::vector<std::pair<size_t, size_t>> out;
-  for (size_t i = 0; i < s.size();) {
-    const size_t e = fast_match_end(p, s, i);
-    EXPECT_GT(e, i);
-    out.emplace_back(i, e);
-    i = e;
+  size_t prev = 0, b = 0, e = 0;
+  while (fast_search(p, s, prev, b, e)) {
+    EXPECT_GT(e, b);
+    if (b > prev) out.emplace_back(prev, b);
+    out.emplace_back(b, e);
+    prev = e;
   }
+  if (prev < s.size()) out.emplace_back(prev, s.size());
   return out;
 }
 
@@ -40,6 +44,13 @@ TEST(FastPreTokenizer, RecognizesOnlyTheExactPatterns) {
   EXPECT_EQ(recognize_fast_pattern(kLlama3Pattern), FastPattern::Llama3);
   EXPECT_EQ(recognize_fast_pattern(kSingleDigitPattern), FastPattern::SingleDigit);
   EXPECT_EQ(recognize_fast_pattern(std::string(kLlama3Pattern) + "|x"), FastPattern::None);
+  // DeepSeek-V3's three Split regexes, as written in its tokenizer.json.
+  const nlohmann::json j =
+      nlohmann::json::parse(read_file(testing_fixtures::tokenizer_dir("deepseek_v3") + "/tokenizer.json"));
+  const auto& pre = j.at("pre_tokenizer").at("pretokenizers");
+  EXPECT_EQ(recognize_fast_pattern(pre[0]["pattern"]["Regex"].get<std::string>()), FastPattern::NumbersUpTo3);
+  EXPECT_EQ(recognize_fast_pattern(pre[1]["pattern"]["Regex"].get<std::string>()), FastPattern::CjkKana);
+  EXPECT_EQ(recognize_fast_pattern(pre[2]["pattern"]["Regex"].get<std::string>()), FastPattern::DeepSeek);
 }
 
 TEST(FastPreTokenizer, MatchesPcre2OnRandomText) {
@@ -94,6 +105,15 @@ TEST(FastPreTokenizer, MatchesPcre2OnRandomText) {
                                              "_",
                                              "\x01"};
   const Regex llama(kLlama3Pattern, false, "test"), qwen(kSingleDigitPattern, false, "test");
+  std::vector<std::pair<FastPattern, std::unique_ptr<Regex>>> deepseek;
+  const nlohmann::json ds =
+      nlohmann::json::parse(read_file(testing_fixtures::tokenizer_dir("deepseek_v3") + "/tokenizer.json"));
+  for (const auto& p : ds.at("pre_tokenizer").at("pretokenizers")) {
+    if (p.at("type") != "Split") continue;
+    const std::string pattern = p.at("pattern").at("Regex").get<std::string>();
+    deepseek.emplace_back(recognize_fast_pattern(pattern), std::make_unique<Regex>(pattern, false, "test"));
+  }
+  ASSERT_EQ(deepseek.size(), 3u);
   uint64_t state = 99;
   auto next = [&](uint64_t n) {
     state = state * 6364136223846793005ull + 1442695040888963407ull;
