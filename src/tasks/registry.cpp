@@ -26,7 +26,8 @@ const std::vector<TaskInfo>& all_tasks() {
       // The embedded default.
       {"synth", "generate the ARITH synthetic data set (train and test splits)", add_synth_options,
        run_synth},
-      {"pretrain", "train the embedded tiny model (tokenizer + transformer) from scratch", nullptr, nullptr},
+      {"pretrain", "train the embedded tiny model (tokenizer + transformer) from scratch",
+       add_pretrain_options, run_pretrain},
       // Tools.
       {"grade", "grade completions against gold answers (paper or math grader)", add_grade_options, run_grade},
       {"tokenize", "token ids of JSONL texts with a Hugging Face tokenizer.json", add_tokenize_options,

@@ -26,6 +26,9 @@ int run_logprobs(const TaskContext& ctx);
 void add_merge_options(po::options_description& desc);
 int run_merge(const TaskContext& ctx);
 
+void add_pretrain_options(po::options_description& desc);
+int run_pretrain(const TaskContext& ctx);
+
 void add_tokenize_options(po::options_description& desc);
 int run_tokenize(const TaskContext& ctx);
 
