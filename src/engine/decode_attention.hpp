@@ -27,6 +27,7 @@ struct DecodeAttentionArgs {
   int64_t num_groups;
   float scale;     // 1 / sqrt(head_dim)
   float* scratch;  // scores: at least (largest group size) * H * (its longest context) floats
+  float* lse;      // optional [S, H]: log-sum-exp of each row's scores (to merge with a separately computed part)
 };
 
 // Runs the AVX2+FMA build of the kernel when the CPU has it, the portable one otherwise.

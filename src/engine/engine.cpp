@@ -4,6 +4,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <thread>
 
 #include "ctm/core/error.hpp"
 #include "ctm/core/progress.hpp"
@@ -272,13 +273,23 @@ std::vector<RequestOutput> Engine::generate(const std::vector<Request>& requests
     const auto t1 = Clock::now();
     const float* lp = logits.data_ptr<float>();
     const int64_t V = logits.size(1);
+    // Draws in parallel (each from its own sample's generator), then the bookkeeping in order.
+    std::vector<int32_t> tokens(S);
+    auto draw_range = [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) tokens[i] = draw(*active[i], lp + i * V);
+    };
+    const int64_t threads = std::max<int64_t>(1, std::min(options_.sampling_threads, S / 4));
+    std::vector<std::thread> pool;
+    for (int64_t t = 1; t < threads; ++t)
+      pool.emplace_back(draw_range, S * t / threads, S * (t + 1) / threads);
+    draw_range(0, S / threads);
+    for (auto& th : pool) th.join();
     std::vector<SampleState*> still;
     still.reserve(S);
     for (int64_t i = 0; i < S; ++i) {
       SampleState& s = *active[i];
       ++s.suffix_len;
-      const int32_t token = draw(s, lp + i * V);
-      if (!accept(s, token)) still.push_back(&s);
+      if (!accept(s, tokens[i])) still.push_back(&s);
     }
     active.swap(still);
     stats_.generated_tokens += S;

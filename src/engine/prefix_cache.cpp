@@ -178,6 +178,16 @@ torch::Tensor SharedPrefixCache::attend_decode_cpu(int64_t layer, const torch::T
     }
     dslots[s] = {slot.prefix->data(), slot.prefix_len, slot.suffix->data(), pos + 1};
   }
+  // Large groups: their prefix part as matrix products below; the kernel then reads only their suffixes.
+  std::vector<size_t> gemm_groups;
+  for (size_t g = 0; g + 1 < group_offsets_.size(); ++g) {
+    const int64_t count = group_offsets_[g + 1] - group_offsets_[g];
+    if (count >= prefix_gemm_min_group_ && dslots[group_slots_[group_offsets_[g]]].prefix_len > 0) {
+      gemm_groups.push_back(g);
+      for (int64_t i = group_offsets_[g]; i < group_offsets_[g + 1]; ++i)
+        dslots[group_slots_[i]].prefix_len = 0;
+    }
+  }
   for (size_t g = 0; g + 1 < group_offsets_.size(); ++g) {
     int64_t max_ctx = 0;
     for (int64_t i = group_offsets_[g]; i < group_offsets_[g + 1]; ++i)
@@ -186,6 +196,8 @@ torch::Tensor SharedPrefixCache::attend_decode_cpu(int64_t layer, const torch::T
   }
   if (static_cast<int64_t>(scratch_.size()) < scratch) scratch_.resize(scratch);
   auto out = torch::empty({S, H, 1, D}, torch::kFloat32);
+  auto lse = torch::empty({S, H}, torch::kFloat32);
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
   detail::DecodeAttentionArgs args{q.data_ptr<float>(),
                                    out.data_ptr<float>(),
                                    kp,
@@ -198,9 +210,31 @@ torch::Tensor SharedPrefixCache::attend_decode_cpu(int64_t layer, const torch::T
                                    group_slots_.data(),
                                    group_offsets_.data(),
                                    static_cast<int64_t>(group_offsets_.size()) - 1,
-                                   static_cast<float>(1.0 / std::sqrt(static_cast<double>(D))),
-                                   scratch_.data()};
+                                   scale,
+                                   scratch_.data(),
+                                   gemm_groups.empty() ? nullptr : lse.data_ptr<float>()};
   detail::decode_attention(args);
+  for (size_t g : gemm_groups) {
+    // softmax over [prefix, suffix] = the two partial softmaxes weighted by their shares of the total mass.
+    const int64_t first = group_offsets_[g], n = group_offsets_[g + 1] - first, G = H / K;
+    const auto idx = torch::from_blob(group_slots_.data() + first, {n}, torch::kInt64).clone();
+    const Slot& slot = slots_[group_slots_[first]];
+    const auto q_KMD = q.index_select(0, idx).view({n, K, G, D}).permute({1, 0, 2, 3}).reshape({K, n * G, D});
+    const auto k_KPD = gather(k_pool_[layer], *slot.prefix, slot.prefix_len);
+    const auto v_KPD = gather(v_pool_[layer], *slot.prefix, slot.prefix_len);
+    const auto scores_KMP = torch::bmm(q_KMD, k_KPD.transpose(1, 2)) * scale;
+    const auto max_KM1 = std::get<0>(scores_KMP.max(-1, true));
+    const auto e_KMP = (scores_KMP - max_KM1).exp_();
+    const auto sum_KM1 = e_KMP.sum(-1, true);
+    const auto o1_KMD = torch::bmm(e_KMP, v_KPD) / sum_KM1;
+    const auto lse1_nH = (max_KM1 + sum_KM1.log()).view({K, n, G}).permute({1, 0, 2}).reshape({n, H});
+    const auto o1_nHD = o1_KMD.view({K, n, G, D}).permute({1, 0, 2, 3}).reshape({n, H, D});
+    const auto lse2_nH = lse.index_select(0, idx);
+    const auto total_nH = torch::logaddexp(lse1_nH, lse2_nH);
+    const auto merged = o1_nHD * (lse1_nH - total_nH).exp().unsqueeze(-1) +
+                        out.index_select(0, idx).view({n, H, D}) * (lse2_nH - total_nH).exp().unsqueeze(-1);
+    out.index_copy_(0, idx, merged.view({n, H, 1, D}));
+  }
   return out.to(q_in.scalar_type());
 }
 

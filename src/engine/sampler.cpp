@@ -58,8 +58,8 @@ NucleusCut nucleus_cut(const float* logits, int64_t vocab, double temperature, d
     cut.mass = total;
     return cut;
   }
-  // First a high threshold (enough for peaked distributions), then (1 - top_p) * total / vocab: the tokens below
-  // it weigh less than (1 - top_p) * total together, so the rest always reaches top_p.
+  // First a high threshold (enough for peaked distributions), then (1 - top_p) * total / vocab: the tokens
+  // below it weigh less than (1 - top_p) * total together, so the rest always reaches top_p.
   const double target = top_p * total;
   for (const double threshold : {total * 1e-4, (1.0 - top_p) * total / static_cast<double>(vocab)}) {
     cands.clear();

@@ -2,8 +2,10 @@
 // 12 layers, 12 heads, SwiGLU 2048, vocabulary 32000, tied head) at batch 1, 8 and 64 (distinct prompts) and
 // for 64 rollouts of one shared prefix; and, in the same run, the machine's float32 matrix-product rate (a
 // square torch::mm), so the decode FLOP rate can be read as a fraction of what the matrix unit delivers here.
+#include <array>
 #include <chrono>
 #include <cstdio>
+#include <thread>
 
 #include "ctm/core/error.hpp"
 #include "ctm/core/rng.hpp"
@@ -79,6 +81,7 @@ CaseResult run_case(model::Transformer& m, const std::string& name, int64_t requ
   engine::EngineOptions o;
   o.max_batch = requests * n;
   o.progress = false;
+  o.sampling_threads = std::max(1u, std::thread::hardware_concurrency());
   engine::Engine eng(m, static_cast<const text::Tokenizer*>(nullptr), o);
   eng.generate(reqs);
   const auto& st = eng.stats();
@@ -107,8 +110,8 @@ CaseResult run_case(model::Transformer& m, const std::string& name, int64_t requ
 int bench_sampling(const TaskContext& ctx) {
   if (ctx.comm.rank() != 0) return 0;
   c10::InferenceMode inference;
-  const int64_t prompt = ctx.vm.count("prompt_tokens") ? ctx.vm["prompt_tokens"].as<int64_t>() : 128;
-  const int64_t new_tokens = ctx.vm.count("new_tokens") ? ctx.vm["new_tokens"].as<int64_t>() : 128;
+  const int64_t prompt = ctx.vm.count("prompt_tokens") ? ctx.vm["prompt_tokens"].as<int64_t>() : 64;
+  const int64_t new_tokens = ctx.vm.count("new_tokens") ? ctx.vm["new_tokens"].as<int64_t>() : 64;
   const int64_t rollout_prefix =
       ctx.vm.count("rollout_prefix") ? ctx.vm["rollout_prefix"].as<int64_t>() : 512;
   if (prompt < 1 || new_tokens < 2 || rollout_prefix < 1)

@@ -41,12 +41,13 @@ torch::Tensor dense_attention(const torch::Tensor& q_HD, const torch::Tensor& k_
 
 // Runs one layer: prefill of two prompts, then `steps` decode steps of three slots (two share prompt A).
 // Returns the largest difference to the dense reference over every decode step.
-double run_against_dense(bool force_reference, int64_t block_size) {
+double run_against_dense(bool force_reference, int64_t block_size, int64_t gemm_min_group = 8) {
   torch::manual_seed(3);
   const auto cfg = small_config();
   const int64_t H = cfg.num_heads, K = cfg.num_kv_heads, D = cfg.head_dim;
   SharedPrefixCache cache(cfg, 64, block_size, torch::kCPU, torch::kFloat32);
   cache.set_force_reference(force_reference);
+  cache.set_prefix_gemm_min_group(gemm_min_group);
   const int64_t PA = 11, PB = 5;
   BlockList prefix_a, prefix_b;
   EXPECT_TRUE(cache.allocate(cache.blocks_for(PA), prefix_a));
@@ -94,6 +95,13 @@ TEST(SharedPrefixCache, KernelMatchesDenseAttention) {
   }
 }
 
+TEST(SharedPrefixCache, PrefixAsMatrixProductsMatchesDenseAttention) {
+  for (int64_t min_group : {1, 2}) {  // every group, or only the two slots sharing prompt A
+    const double err = run_against_dense(false, 4, min_group);
+    EXPECT_LT(err, 1e-5) << "groups of >= " << min_group << ": max abs error " << err;
+  }
+}
+
 TEST(SharedPrefixCache, TorchPathMatchesDenseAttention) {
   const double err = run_against_dense(true, 4);
   EXPECT_LT(err, 1e-5) << "max abs error " << err;
@@ -125,7 +133,8 @@ TEST(SharedPrefixCache, PortableKernelEqualsDispatchedKernel) {
                                                   offsets.data(),
                                                   1,
                                                   0.25f,
-                                                  scratch.data()};
+                                                  scratch.data(),
+                                                  nullptr};
     portable ? ctm::engine::detail::decode_attention_portable(args)
              : ctm::engine::detail::decode_attention(args);
     return out;

@@ -54,6 +54,10 @@ class SharedPrefixCache : public model::AttentionBackend {
 
   // Use the torch-op path even where the CPU kernel applies (tests compare the two).
   void set_force_reference(bool on) { force_reference_ = on; }
+  // CPU kernel: groups of at least this many slots compute their prefix part as matrix products (scores of
+  // all the group's queries against the prefix in one GEMM per key/value head), merged with the kernel's
+  // suffix part.
+  void set_prefix_gemm_min_group(int64_t n) { prefix_gemm_min_group_ = n; }
 
  private:
   torch::Tensor attend_prefill(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
@@ -79,6 +83,7 @@ class SharedPrefixCache : public model::AttentionBackend {
   std::vector<int64_t> group_slots_, group_offsets_;  // slots grouped by shared prefix
   std::vector<float> scratch_;
   bool force_reference_ = false;
+  int64_t prefix_gemm_min_group_ = 8;
 };
 
 }  // namespace ctm::engine

@@ -25,7 +25,8 @@ struct Nucleus {
 Nucleus top_p_nucleus(const float* logits, int64_t vocab, double temperature, double top_p);
 
 // One token: greedy when temperature < kGreedyTemperature, else the nucleus sampled by inverse CDF with u in
-// [0, 1), walking the nucleus in id order (the distribution of top_p_nucleus, with no sort of the vocabulary).
+// [0, 1), walking the nucleus in id order (the distribution of top_p_nucleus, with no sort of the
+// vocabulary).
 int32_t sample_token(const float* logits, int64_t vocab, double temperature, double top_p, double u);
 
 }  // namespace ctm::engine
