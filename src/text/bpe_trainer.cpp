@@ -192,9 +192,11 @@ Json train_bpe(const std::vector<std::string>& texts, const BpeTrainerOptions& o
   const detail::ByteLevelMap& bl = detail::byte_level_map();
   Json vocab_json = Json::object();
   for (size_t id = 0; id < vocab.size(); ++id) vocab_json[bl.to_chars(vocab[id])] = id;
+  // "a b" strings (byte-level tokens never hold a space): every version of the Hugging Face library reads
+  // them.
   Json merges_json = Json::array();
   for (const auto& [a, b] : merges)
-    merges_json.push_back(Json::array({bl.to_chars(vocab[a]), bl.to_chars(vocab[b])}));
+    merges_json.push_back(bl.to_chars(vocab[a]) + " " + bl.to_chars(vocab[b]));
   Json added = Json::array();
   std::map<std::string, int32_t> special_ids;
   for (size_t k = 0; k < specials.size(); ++k) {
