@@ -48,6 +48,8 @@ expect_output "nowhere"
 expect_exit 0 "$CTM" bench --what tokenizer --tokenizer_path "$TMP/llama3" --input "$TMP/in.jsonl" --passes 1
 expect_output "^MB/s: [0-9.]+$"
 [ "$(printf '%s\n' "$OUTPUT" | tail -1 | cut -c1-5)" = "MB/s:" ] || { echo "FAIL: MB/s is not last"; fails=$((fails+1)); }
+expect_exit 0 "$CTM" bench tokenizer --tokenizer_path "$TMP/llama3" --input "$TMP/in.jsonl" --passes 1
+expect_output "^MB/s: [0-9.]+$"
 expect_exit 2 "$CTM" bench --what nothing
 expect_output "unknown benchmark 'nothing'"
 
