@@ -14,6 +14,7 @@
 namespace ctm::tasks {
 
 std::string tokenizer_path_option(const TaskContext& ctx);  // tokenize.cpp
+int bench_sampling(const TaskContext& ctx);                 // bench_sampling.cpp
 
 namespace {
 
@@ -120,6 +121,8 @@ struct Benchmark {
 const Benchmark kBenchmarks[] = {
     {"tokenizer", "encode throughput of a tokenizer (MB/s, one thread) on the texts of a JSONL file",
      bench_tokenizer},
+    {"sampling", "engine decode tokens/s at batch 1, 8, 64 and 64 rollouts of one prefix vs the GEMM rate",
+     bench_sampling},
 };
 
 }  // namespace
@@ -127,10 +130,13 @@ const Benchmark kBenchmarks[] = {
 void add_bench_options(po::options_description& desc) {
   // clang-format off
   desc.add_options()
-    ("what", po::value<std::string>(), "the benchmark: tokenizer (also accepted as the word after bench)")
+    ("what", po::value<std::string>(), "the benchmark: tokenizer | sampling (also accepted as the word after bench)")
     ("tokenizer_path", po::value<std::string>(), "tokenizer folder or tokenizer.json (default: the model folder)")
     ("input", po::value<std::string>(), "JSONL texts: \"text\", or GSM8K's \"question\" + \"answer\"")
-    ("passes", po::value<int>()->default_value(5), "timed passes (the median is reported)");
+    ("passes", po::value<int>()->default_value(5), "timed passes (the median is reported)")
+    ("prompt_tokens", po::value<int64_t>()->default_value(64), "sampling: prompt length of each request")
+    ("new_tokens", po::value<int64_t>()->default_value(64), "sampling: tokens generated per sample")
+    ("rollout_prefix", po::value<int64_t>()->default_value(512), "sampling: shared prefix of the 64 rollouts");
   // clang-format on
 }
 
