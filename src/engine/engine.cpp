@@ -9,6 +9,7 @@
 #include "ctm/core/error.hpp"
 #include "ctm/core/progress.hpp"
 #include "ctm/core/rng.hpp"
+#include "ctm/core/signal.hpp"
 #include "ctm/engine/prefix_cache.hpp"
 #include "ctm/engine/sampler.hpp"
 #include "ctm/engine/stop.hpp"
@@ -248,6 +249,9 @@ std::vector<RequestOutput> Engine::generate(const std::vector<Request>& requests
       break;
     }
     stats_.max_active = std::max<int64_t>(stats_.max_active, active.size());
+
+    // SIGTERM (Slurm's time limit) or SIGINT: stop between steps; the task decides what to keep.
+    if (options_.stop_on_request && stop_requested()) throw Stopped{};
 
     // One decode step over the batch.
     const int64_t S = static_cast<int64_t>(active.size());

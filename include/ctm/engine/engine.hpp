@@ -54,6 +54,8 @@ struct EngineOptions {
   int64_t block_size = 16;                     // tokens per KV block
   int64_t sampling_threads = 1;  // threads drawing the next tokens of a batch (each sample draws on its own)
   bool progress = true;
+  bool stop_on_request =
+      true;  // throw ctm::Stopped between steps once ctm::stop_requested() (SIGTERM/SIGINT)
   std::string progress_label = "generate";
   std::vector<int32_t> eos_ids;  // empty: the tokenizer's EOS and the model config's eos_token_id(s)
 };
