@@ -1,12 +1,18 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "ctm/core/atomic_file.hpp"
 #include "ctm/core/error.hpp"
 #include "ctm/core/rng.hpp"
+#include "ctm/core/worker_pool.hpp"
 
 namespace fs = std::filesystem;
 
@@ -83,4 +89,54 @@ TEST(AtomicFile, CommitRenamesAndAbandonLeavesNothing) {
   } catch (const ctm::Error& e) {
     EXPECT_NE(std::string(e.what()).find("missing"), std::string::npos);
   }
+}
+
+// ---- worker pool -----------------------------------------------------------------------------------------
+
+TEST(WorkerPool, RunsEveryTaskExactlyOnce) {
+  for (int workers : {1, 2, 3, 4}) {
+    ctm::set_cpu_workers(workers);
+    EXPECT_EQ(ctm::cpu_workers(), workers);
+    for (int rep = 0; rep < 300; ++rep) {
+      const int64_t tasks = rep % 17;
+      std::vector<std::atomic<int>> hits(tasks);
+      ctm::parallel_tasks(tasks, [&](int64_t i) { hits[i].fetch_add(1); });
+      for (int64_t i = 0; i < tasks; ++i) ASSERT_EQ(hits[i].load(), 1) << workers << " workers, task " << i;
+    }
+  }
+  ctm::set_cpu_workers(1);
+}
+
+TEST(WorkerPool, RangesCoverTheIndexSpace) {
+  ctm::set_cpu_workers(3);
+  for (int64_t n : {0, 1, 5, 64, 1001}) {
+    std::vector<int> seen(n, 0);
+    std::atomic<int> parts{0};
+    ctm::parallel_ranges(n, 4, [&](int64_t b, int64_t e) {
+      parts.fetch_add(1);
+      for (int64_t i = b; i < e; ++i) ++seen[i];
+    });
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(seen[i], 1) << "n " << n << " index " << i;
+    EXPECT_LE(parts.load(), std::max<int64_t>(1, std::min<int64_t>(3, n / 4)));
+  }
+  ctm::set_cpu_workers(1);
+}
+
+TEST(WorkerPool, NestedJobsRunOnTheCallingTask) {
+  ctm::set_cpu_workers(2);
+  std::atomic<int> inner{0};
+  ctm::parallel_tasks(4, [&](int64_t) { ctm::parallel_tasks(5, [&](int64_t) { inner.fetch_add(1); }); });
+  EXPECT_EQ(inner.load(), 20);
+  ctm::set_cpu_workers(1);
+}
+
+TEST(WorkerPool, ResizesWhileIdleAndAfterSleeping) {
+  for (int round = 0; round < 20; ++round) {
+    ctm::set_cpu_workers(1 + round % 3);  // resized before its workers have even started, often
+    if (round % 7 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(30));  // workers fall asleep
+    std::atomic<int> sum{0};
+    ctm::parallel_tasks(10, [&](int64_t i) { sum.fetch_add(static_cast<int>(i)); });
+    ASSERT_EQ(sum.load(), 45);
+  }
+  ctm::set_cpu_workers(1);
 }

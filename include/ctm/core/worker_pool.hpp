@@ -1,0 +1,25 @@
+// The process's CPU workers for ctm's own kernels (small-batch matrix products, sampling, decode attention).
+// libtorch runs with one intra-op thread (OpenBLAS has its own), so without this pool every ctm kernel would
+// run on one core. Workers spin briefly between jobs (decode issues ~100 jobs a step) and then sleep, so an
+// idle pool costs nothing.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace ctm {
+
+// Sets how many threads run ctm's kernels (the caller included); 1 runs everything on the caller. Call it
+// before the first job, e.g. with the cores a rank owns.
+void set_cpu_workers(int threads);
+int cpu_workers();
+
+// Runs fn(task) for every task in [0, tasks) on the workers and the calling thread, and returns when all are
+// done. Tasks must be independent. A call made from inside a task runs its tasks on that thread.
+void parallel_tasks(int64_t tasks, const std::function<void(int64_t)>& fn);
+
+// Splits [0, n) into at most cpu_workers() contiguous ranges of at least `grain` items (the last may be
+// shorter) and runs fn(begin, end) on each.
+void parallel_ranges(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+}  // namespace ctm
