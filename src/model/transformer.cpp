@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "ctm/core/error.hpp"
+#include "ctm/model/small_batch_linear.hpp"
 
 namespace ctm::model {
 
@@ -10,7 +11,7 @@ namespace ctm::model {
 // --------------------------------------------------------------------------------------------
 
 torch::Tensor Linear::forward(const torch::Tensor& x, bool lora_enabled, bool training) const {
-  auto y = torch::linear(x, weight, bias);
+  auto y = apply_linear(x, weight, bias);
   if (lora && lora_enabled) {
     auto xl = x.to(lora->A_rI.scalar_type());
     if (training && lora->dropout > 0) xl = torch::dropout(xl, lora->dropout, /*train=*/true);
@@ -149,7 +150,7 @@ torch::Tensor Transformer::forward_hidden(const torch::Tensor& ids_BT, const tor
 }
 
 torch::Tensor Transformer::logits(const torch::Tensor& hidden_xD) {
-  return torch::linear(hidden_xD, tie() ? embed_tokens_ : lm_head_).to(accum_dtype(dtype_));
+  return apply_linear(hidden_xD, tie() ? embed_tokens_ : lm_head_).to(accum_dtype(dtype_));
 }
 
 torch::Tensor Transformer::forward(const torch::Tensor& ids_BT, const torch::Tensor& positions_BT,
