@@ -4,12 +4,12 @@
 #include <chrono>
 #include <deque>
 #include <memory>
-#include <thread>
 
 #include "ctm/core/error.hpp"
 #include "ctm/core/progress.hpp"
 #include "ctm/core/rng.hpp"
 #include "ctm/core/signal.hpp"
+#include "ctm/core/worker_pool.hpp"
 #include "ctm/engine/prefix_cache.hpp"
 #include "ctm/engine/sampler.hpp"
 #include "ctm/engine/stop.hpp"
@@ -279,15 +279,9 @@ std::vector<RequestOutput> Engine::generate(const std::vector<Request>& requests
     const int64_t V = logits.size(1);
     // Draws in parallel (each from its own sample's generator), then the bookkeeping in order.
     std::vector<int32_t> tokens(S);
-    auto draw_range = [&](int64_t begin, int64_t end) {
+    parallel_ranges(S, 4, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) tokens[i] = draw(*active[i], lp + i * V);
-    };
-    const int64_t threads = std::max<int64_t>(1, std::min(options_.sampling_threads, S / 4));
-    std::vector<std::thread> pool;
-    for (int64_t t = 1; t < threads; ++t)
-      pool.emplace_back(draw_range, S * t / threads, S * (t + 1) / threads);
-    draw_range(0, S / threads);
-    for (auto& th : pool) th.join();
+    });
     std::vector<SampleState*> still;
     still.reserve(S);
     for (int64_t i = 0; i < S; ++i) {

@@ -5,6 +5,8 @@
 #include <unordered_map>
 
 #include "ctm/core/error.hpp"
+#include "ctm/core/worker_pool.hpp"
+#include "ctm/model/small_batch_linear.hpp"
 #include "decode_attention.hpp"
 
 namespace ctm::engine {
@@ -194,7 +196,10 @@ torch::Tensor SharedPrefixCache::attend_decode_cpu(int64_t layer, const torch::T
       max_ctx = std::max(max_ctx, dslots[group_slots_[i]].prefix_len + dslots[group_slots_[i]].suffix_len);
     scratch = std::max(scratch, (group_offsets_[g + 1] - group_offsets_[g]) * H * max_ctx);
   }
-  if (static_cast<int64_t>(scratch_.size()) < scratch) scratch_.resize(scratch);
+  // Groups split into contiguous ranges, one a worker, each with its own scratch.
+  const int64_t num_groups = static_cast<int64_t>(group_offsets_.size()) - 1;
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(cpu_workers(), num_groups));
+  if (static_cast<int64_t>(scratch_.size()) < parts * scratch) scratch_.resize(parts * scratch);
   auto out = torch::empty({S, H, 1, D}, torch::kFloat32);
   auto lse = torch::empty({S, H}, torch::kFloat32);
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
@@ -209,11 +214,18 @@ torch::Tensor SharedPrefixCache::attend_decode_cpu(int64_t layer, const torch::T
                                    dslots.data(),
                                    group_slots_.data(),
                                    group_offsets_.data(),
-                                   static_cast<int64_t>(group_offsets_.size()) - 1,
+                                   num_groups,
                                    scale,
                                    scratch_.data(),
                                    gemm_groups.empty() ? nullptr : lse.data_ptr<float>()};
-  detail::decode_attention(args);
+  parallel_tasks(parts, [&](int64_t p) {
+    const int64_t g0 = num_groups * p / parts, g1 = num_groups * (p + 1) / parts;
+    detail::DecodeAttentionArgs part = args;
+    part.group_offsets = group_offsets_.data() + g0;
+    part.num_groups = g1 - g0;
+    part.scratch = scratch_.data() + p * scratch;
+    detail::decode_attention(part);
+  });
   for (size_t g : gemm_groups) {
     // softmax over [prefix, suffix] = the two partial softmaxes weighted by their shares of the total mass.
     const int64_t first = group_offsets_[g], n = group_offsets_[g + 1] - first, G = H / K;
@@ -222,11 +234,16 @@ torch::Tensor SharedPrefixCache::attend_decode_cpu(int64_t layer, const torch::T
     const auto q_KMD = q.index_select(0, idx).view({n, K, G, D}).permute({1, 0, 2, 3}).reshape({K, n * G, D});
     const auto k_KPD = gather(k_pool_[layer], *slot.prefix, slot.prefix_len);
     const auto v_KPD = gather(v_pool_[layer], *slot.prefix, slot.prefix_len);
-    const auto scores_KMP = torch::bmm(q_KMD, k_KPD.transpose(1, 2)) * scale;
+    // Per key/value head through the small-batch kernel (OpenBLAS here would wake its own threads, which then
+    // spin against ctm's workers for the rest of the step).
+    std::vector<torch::Tensor> scores_MP(K), o_MD(K);
+    for (int64_t kh = 0; kh < K; ++kh) scores_MP[kh] = model::apply_linear(q_KMD[kh], k_KPD[kh]);
+    const auto scores_KMP = torch::stack(scores_MP) * scale;
     const auto max_KM1 = std::get<0>(scores_KMP.max(-1, true));
     const auto e_KMP = (scores_KMP - max_KM1).exp_();
     const auto sum_KM1 = e_KMP.sum(-1, true);
-    const auto o1_KMD = torch::bmm(e_KMP, v_KPD) / sum_KM1;
+    for (int64_t kh = 0; kh < K; ++kh) o_MD[kh] = model::apply_linear(e_KMP[kh], v_KPD[kh].t().contiguous());
+    const auto o1_KMD = torch::stack(o_MD) / sum_KM1;
     const auto lse1_nH = (max_KM1 + sum_KM1.log()).view({K, n, G}).permute({1, 0, 2}).reshape({n, H});
     const auto o1_nHD = o1_KMD.view({K, n, G, D}).permute({1, 0, 2, 3}).reshape({n, H, D});
     const auto lse2_nH = lse.index_select(0, idx);

@@ -1,7 +1,9 @@
 #include "ctm/engine/sampler.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
 
 #include "ctm/core/error.hpp"
 
@@ -32,10 +34,21 @@ struct NucleusCut {
   }
 };
 
-// Only tokens whose weight is at least a threshold are candidates: they are a prefix of the descending order,
-// so if their mass already reaches top_p the nucleus lies inside them (the threshold drops until it does; a
-// flat distribution ends with every token). The cut is then a quickselect on mass: O(vocab), nothing is
-// sorted.
+// Weight buckets: 32 per octave over the 64 octaves below the largest weight (which is 1), in descending
+// value order of the IEEE bits; everything smaller shares bucket 0. Equal weights share a bucket, so a bucket
+// holds a contiguous stretch of the descending order.
+constexpr int kBucketsPerOctaveLog2 = 5, kOctaves = 64;
+constexpr int kBuckets = (kOctaves + 1) << kBucketsPerOctaveLog2;
+inline int bucket_of(double w) {
+  uint64_t bits;
+  std::memcpy(&bits, &w, sizeof bits);
+  const int64_t key = static_cast<int64_t>(bits >> (52 - kBucketsPerOctaveLog2)) -
+                      (static_cast<int64_t>(1023 - kOctaves) << kBucketsPerOctaveLog2);
+  return static_cast<int>(std::clamp<int64_t>(key, 0, kBuckets - 1));
+}
+
+// The cut in O(vocab) without sorting: the mass of each bucket locates the bucket where the running mass of
+// the descending order crosses top_p; only that bucket's tokens are ranked (by quickselect on mass).
 NucleusCut nucleus_cut(const float* logits, int64_t vocab, double temperature, double top_p) {
   CTM_CHECK(vocab > 0, "sampler: empty logits");
   CTM_CHECK(temperature > 0, "sampler: temperature must be > 0 (got ", temperature, ")");
@@ -58,23 +71,26 @@ NucleusCut nucleus_cut(const float* logits, int64_t vocab, double temperature, d
     cut.mass = total;
     return cut;
   }
-  // First a high threshold (enough for peaked distributions), then (1 - top_p) * total / vocab: the tokens
-  // below it weigh less than (1 - top_p) * total together, so the rest always reaches top_p.
   const double target = top_p * total;
-  for (const double threshold : {total * 1e-4, (1.0 - top_p) * total / static_cast<double>(vocab)}) {
-    cands.clear();
-    double mass = 0;
-    for (int64_t i = 0; i < vocab; ++i)
-      if (weights[i] >= threshold && weights[i] > 0) {
-        cands.push_back({weights[i], static_cast<int32_t>(i)});
-        mass += weights[i];
-      }
-    if (mass >= target) break;
+  std::array<double, kBuckets> bucket_mass{};
+  for (int64_t i = 0; i < vocab; ++i)
+    if (weights[i] > 0) bucket_mass[bucket_of(weights[i])] += weights[i];
+  int crossing = 0;
+  double acc = 0;  // mass of the buckets above the crossing one
+  for (int b = kBuckets - 1; b >= 0; --b) {
+    if (bucket_mass[b] == 0) continue;
+    crossing = b;
+    if (acc + bucket_mass[b] >= target) break;
+    acc += bucket_mass[b];
   }
-  // Smallest k whose top-k mass reaches the target (the token that crosses it stays). Invariant: the crossing
-  // token ranks in [lo, hi) and acc, the mass of the tokens ranking before lo, is below the target.
+  cands.clear();
+  for (int64_t i = 0; i < vocab; ++i)
+    if (weights[i] > 0 && bucket_of(weights[i]) == crossing)
+      cands.push_back({weights[i], static_cast<int32_t>(i)});
+  // Smallest k whose top-k mass reaches the target (the token that crosses it stays; rounding that leaves the
+  // whole vocabulary short of it keeps everything). Invariant: the crossing token ranks in [lo, hi) and acc,
+  // the mass of the tokens ranking before lo, is below the target.
   size_t lo = 0, hi = cands.size();
-  double acc = 0;
   while (true) {
     const size_t mid = lo + (hi - lo) / 2;
     std::nth_element(cands.begin() + lo, cands.begin() + mid, cands.begin() + hi, ranks_before);

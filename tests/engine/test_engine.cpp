@@ -7,6 +7,7 @@
 #include <set>
 
 #include "ctm/core/error.hpp"
+#include "ctm/core/worker_pool.hpp"
 #include "ctm/engine/engine.hpp"
 #include "ctm/engine/prefix_cache.hpp"
 #include "engine_test_util.hpp"
@@ -110,6 +111,29 @@ TEST(Engine, SamplesDoNotDependOnTheBatch) {
   Request reseeded = target;
   reseeded.seed = 43;
   EXPECT_NE(run({reseeded}, 64, 0)[0].token_ids, alone[0].token_ids);
+}
+
+TEST(Engine, SamplesDoNotDependOnTheWorkerCount) {
+  // The small-batch matrix products, the decode attention and the draws split across ctm's CPU workers.
+  std::vector<Request> reqs;
+  for (int64_t i = 0; i < 24; ++i)
+    reqs.push_back(
+        make_request(200 + i, kPrompts[i % kPrompts.size()], 1 + i % 4, i % 3 ? 0.8 : 0.0, 6 + i % 15));
+  auto run = [&](int workers) {
+    set_cpu_workers(workers);
+    Engine engine(*tiny().model, tiny().tokenizer, quiet(32));
+    auto out = engine.generate(reqs);
+    set_cpu_workers(1);
+    return out;
+  };
+  const auto one = run(1), three = run(3);
+  ASSERT_EQ(one.size(), three.size());
+  for (size_t i = 0; i < one.size(); ++i) {
+    ASSERT_EQ(one[i].completions.size(), three[i].completions.size());
+    for (size_t j = 0; j < one[i].completions.size(); ++j)
+      EXPECT_EQ(one[i].completions[j].token_ids, three[i].completions[j].token_ids)
+          << "request " << i << " sample " << j;
+  }
 }
 
 TEST(Engine, StopStringAcrossTokenBoundaries) {

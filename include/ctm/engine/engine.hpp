@@ -52,7 +52,6 @@ struct EngineOptions {
   int64_t max_batch = 64;                      // decode slots
   int64_t kv_budget_bytes = int64_t{4} << 30;  // the KV pool never exceeds this
   int64_t block_size = 16;                     // tokens per KV block
-  int64_t sampling_threads = 1;  // threads drawing the next tokens of a batch (each sample draws on its own)
   bool progress = true;
   bool stop_on_request =
       true;  // throw ctm::Stopped between steps once ctm::stop_requested() (SIGTERM/SIGINT)
