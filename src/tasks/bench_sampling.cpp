@@ -5,12 +5,12 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
-#include <thread>
 
 #include "ctm/core/error.hpp"
 #include "ctm/core/rng.hpp"
 #include "ctm/engine/engine.hpp"
 #include "ctm/model/loader.hpp"
+#include "ctm/model/small_batch_linear.hpp"
 #include "ctm/tasks/task.hpp"
 
 namespace ctm::tasks {
@@ -48,6 +48,29 @@ double gemm_gflops(int64_t m, int64_t k, int64_t n, int reps) {
   return 2.0 * m * k * n / best / 1e9;
 }
 
+// Decode-shaped products [rows, k] x [n, k]^T over `count` distinct weight matrices (together far larger than
+// the caches, so the weights stream from memory as in a decode step): OpenBLAS (torch::linear) and ctm's
+// small-batch kernel, best of 3 passes, GFLOP/s.
+std::pair<double, double> streamed_gemm_gflops(int64_t rows, int64_t k, int64_t n, int64_t count) {
+  const auto x = torch::randn({rows, k});
+  std::vector<torch::Tensor> ws;
+  for (int64_t i = 0; i < count; ++i) ws.push_back(torch::randn({n, k}));
+  auto y = torch::empty({rows, n});
+  double best_blas = 1e30, best_ctm = 1e30;
+  for (int rep = 0; rep < 3; ++rep) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (const auto& w : ws) y = torch::linear(x, w);
+    best_blas = std::min(best_blas, seconds_since(t0));
+    t0 = std::chrono::steady_clock::now();
+    for (const auto& w : ws)
+      model::small_batch_linear(x.data_ptr<float>(), rows, k, w.data_ptr<float>(), n, nullptr,
+                                y.data_ptr<float>());
+    best_ctm = std::min(best_ctm, seconds_since(t0));
+  }
+  const double flops = 2.0 * rows * k * n * count;
+  return {flops / best_blas / 1e9, flops / best_ctm / 1e9};
+}
+
 // Matrix-product FLOPs of one decode step of one sequence whose context (keys read) is ctx tokens.
 double decode_flops(const model::ModelConfig& c, int64_t ctx) {
   const double D = c.hidden_size, qd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim,
@@ -81,7 +104,6 @@ CaseResult run_case(model::Transformer& m, const std::string& name, int64_t requ
   engine::EngineOptions o;
   o.max_batch = requests * n;
   o.progress = false;
-  o.sampling_threads = std::max(1u, std::thread::hardware_concurrency());
   engine::Engine eng(m, static_cast<const text::Tokenizer*>(nullptr), o);
   eng.generate(reqs);
   const auto& st = eng.stats();
@@ -136,6 +158,14 @@ int bench_sampling(const TaskContext& ctx) {
     gemm = std::max(gemm, rate);
   }
   std::printf("float32 GEMM rate of this machine (the best of these): %.1f GFLOP/s\n", gemm);
+  if (model::small_batch_applies(torch::zeros({64, 768}), torch::zeros({2048, 768}))) {
+    const auto [blas, own] = streamed_gemm_gflops(64, 768, 2048, 48);
+    std::printf(
+        "decode-shaped 64 x 768 x 2048 over 48 matrices (302 MB, streamed from memory): OpenBLAS %.1f "
+        "GFLOP/s, "
+        "ctm small-batch kernel %.1f GFLOP/s\n",
+        blas, own);
+  }
   std::printf("sampling at temperature 1, top_p 0.95, every sample runs the full length\n\n");
   std::vector<CaseResult> rows;
   rows.push_back(run_case(*m, "batch 1", 1, 1, prompt, new_tokens, gemm));

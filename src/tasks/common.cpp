@@ -1,6 +1,7 @@
 #include "ctm/tasks/common.hpp"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <filesystem>
 
 #include "ctm/core/error.hpp"
+#include "ctm/core/worker_pool.hpp"
 
 namespace ctm::tasks {
 namespace fs = std::filesystem;
@@ -44,14 +46,22 @@ std::string output_path(const CommonOptions& common, const std::string& sub) {
 }
 
 void configure_cpu_threads(int ranks_on_node) {
-  torch::set_num_threads(1);
-  // OpenBLAS reads OPENBLAS_NUM_THREADS when it loads; without it, give each rank its share of the cores.
+  // glibc serves blocks above its mmap threshold (at most 32 MiB, however it adapts) with fresh mmaps, so
+  // every large activation (attention scores, logits) was zero-filled page by page and unmapped again: 15-20%
+  // of a pretrain step. Keep them in the heap and keep the heap: freed memory is reused, not returned.
+  ::mallopt(M_MMAP_THRESHOLD, 512 << 20);
+  ::mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  torch::set_num_threads(1);  // OpenBLAS and ctm's workers own the cores; torch's would oversubscribe them
+  // Each rank's share of the node's cores, for OpenBLAS (unless OPENBLAS_NUM_THREADS says otherwise: it reads
+  // it when it loads) and for ctm's own kernels (CTM_NUM_THREADS overrides).
+  const long cores = std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
+  const int share = static_cast<int>(std::max(1L, cores / std::max(1, ranks_on_node)));
   if (std::getenv("OPENBLAS_NUM_THREADS") == nullptr) {
-    const long cores = std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
-    const int share = static_cast<int>(std::max(1L, cores / std::max(1, ranks_on_node)));
     using SetThreads = void (*)(int);
     if (auto fn = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(share);
   }
+  const char* own = std::getenv("CTM_NUM_THREADS");
+  set_cpu_workers(own ? std::max(1, std::atoi(own)) : share);
 }
 
 }  // namespace ctm::tasks

@@ -1,7 +1,6 @@
 #include "ctm/tasks/inference.hpp"
 
 #include <algorithm>
-#include <thread>
 
 #include "ctm/core/error.hpp"
 #include "ctm/core/log.hpp"
@@ -31,9 +30,6 @@ engine::EngineOptions engine_options(const TaskContext& ctx, const std::string& 
   o.kv_budget_bytes = mb << 20;
   o.progress = ctx.comm.rank() == 0 && ctx.common.log_level != "off";
   o.progress_label = progress_label;
-  // The cores of this node shared among its ranks, as OpenBLAS gets them (common.cpp).
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  o.sampling_threads = std::max<int64_t>(1, cores / std::max(1, ctx.comm.local_size()));
   return o;
 }
 

@@ -18,8 +18,9 @@ std::string resolve_model_path(const CommonOptions& common);
 // The folder a task writes under: <output_dir>/<sub>.
 std::string output_path(const CommonOptions& common, const std::string& sub);
 
-// One torch intra-op thread per rank and OpenBLAS threads = cores / ranks on this node (unless
-// OPENBLAS_NUM_THREADS is set): OpenBLAS then runs the matrix products without oversubscription.
+// One torch intra-op thread per rank; OpenBLAS threads and ctm's CPU workers = cores / ranks on this node
+// (unless OPENBLAS_NUM_THREADS / CTM_NUM_THREADS say otherwise), so nothing oversubscribes the cores; and a
+// malloc that keeps large activations in the heap.
 void configure_cpu_threads(int ranks_on_node);
 
 }  // namespace ctm::tasks
