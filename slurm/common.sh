@@ -8,8 +8,9 @@
 : "${SEED:=42}"
 : "${DEVICE:=cpu}"                 # cpu | cuda
 export CTM_MODELS
-# OpenBLAS gets the cores Slurm gave this rank; torch's own intra-op pool stays at 1 (ctm sets it).
+# OpenBLAS and ctm's workers get the cores Slurm gave this rank; torch's own intra-op pool stays at 1 (ctm sets it).
 export OPENBLAS_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"
+export CTM_NUM_THREADS="${SLURM_CPUS_PER_TASK:-1}"
 COMMON_ARGS=(--model_name "$MODEL" --dataset_name "$DATASET" --output_dir "$OUTPUT_DIR" --seed "$SEED" --device "$DEVICE")
 # Slurm sends SIGTERM before the time limit (--signal below): ctm saves progress and exits 143; resubmitting resumes.
 run_ctm() { srun --kill-on-bad-exit=1 "$CTM" "$@" "${COMMON_ARGS[@]}"; }
