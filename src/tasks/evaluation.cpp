@@ -31,7 +31,7 @@ namespace {
 
 // The folder of one evaluated model: the base, or the base with a LoRA adapter (named by its folder).
 std::string result_dir(const CommonOptions& c, const std::string& model_dir) {
-  const std::string model = c.model_name.empty() ? fs::path(model_dir).filename().string() : c.model_name;
+  const std::string model = model_label(c, model_dir);
   std::string variant = "base";
   if (!c.lora_path.empty()) {
     fs::path lora = fs::path(c.lora_path);
@@ -69,26 +69,17 @@ int run_evaluation(const TaskContext& ctx) {
 
   // Prompts of every question (cheap), so ranks can balance by length.
   const int64_t Q = static_cast<int64_t>(problems.size());
-  std::vector<std::vector<int32_t>> prompt_ids(Q);
-  std::vector<double> costs(Q);
-  for (int64_t i = 0; i < Q; ++i) {
-    prompt_ids[i] = m.tokenizer->encode(prompts.build(problems[i].question), /*add_special_tokens=*/false);
-    costs[i] = static_cast<double>(prompt_ids[i].size()) + 256.0 * static_cast<double>(n);
-  }
-  const std::vector<int64_t> mine = my_items(ctx, costs);
-  std::vector<engine::Request> requests;
-  for (int64_t i : mine) {
-    engine::Request r;
-    r.id = i;
-    r.seed = c.seed;
-    r.prompt_ids = prompt_ids[i];
-    r.params.n = n;
-    r.params.temperature = greedy ? 0.0 : c.t;
-    r.params.top_p = top_p;
-    r.params.max_new_tokens = max_new;
-    r.params.stop = stops;
-    requests.push_back(std::move(r));
-  }
+  std::vector<std::string> texts(Q);
+  for (int64_t i = 0; i < Q; ++i) texts[i] = prompts.build(problems[i].question);
+  const PromptBatch batch = encode_prompts(*m.tokenizer, texts, n);
+  const std::vector<int64_t> mine = my_items(ctx, batch.costs);
+  engine::SamplingParams params;
+  params.n = n;
+  params.temperature = greedy ? 0.0 : c.t;
+  params.top_p = top_p;
+  params.max_new_tokens = max_new;
+  params.stop = stops;
+  const std::vector<engine::Request> requests = make_requests(mine, batch.ids, c.seed, params);
   spdlog::info("evaluation: {} questions of {} ({} on this rank), t = {}, n = {}, model {}{}", Q, split,
                requests.size(), c.t, n, m.dir, c.lora_path.empty() ? "" : " + LoRA " + c.lora_path);
 

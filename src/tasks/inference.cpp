@@ -1,6 +1,7 @@
 #include "ctm/tasks/inference.hpp"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "ctm/core/error.hpp"
 #include "ctm/core/log.hpp"
@@ -10,6 +11,7 @@
 #include "ctm/tasks/common.hpp"
 
 namespace ctm::tasks {
+namespace fs = std::filesystem;
 
 void add_engine_options(po::options_description& desc) {
   // clang-format off
@@ -57,6 +59,41 @@ InferenceModel load_inference_model(const CommonOptions& common) {
   }
   m.tokenizer = std::make_unique<text::Tokenizer>(text::Tokenizer::load(m.dir));
   return m;
+}
+
+PromptBatch encode_prompts(const text::Tokenizer& tokenizer, const std::vector<std::string>& prompts,
+                           int64_t samples_per_prompt) {
+  PromptBatch b;
+  b.ids.resize(prompts.size());
+  b.costs.resize(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    b.ids[i] = tokenizer.encode(prompts[i], /*add_special_tokens=*/false);
+    b.costs[i] = static_cast<double>(b.ids[i].size()) + 256.0 * static_cast<double>(samples_per_prompt);
+  }
+  return b;
+}
+
+std::vector<engine::Request> make_requests(const std::vector<int64_t>& items,
+                                           const std::vector<std::vector<int32_t>>& ids, uint64_t seed,
+                                           const engine::SamplingParams& params) {
+  std::vector<engine::Request> requests;
+  requests.reserve(items.size());
+  for (int64_t i : items) {
+    engine::Request r;
+    r.id = i;
+    r.seed = seed;
+    r.prompt_ids = ids.at(i);
+    r.params = params;
+    requests.push_back(std::move(r));
+  }
+  return requests;
+}
+
+std::string model_label(const CommonOptions& common, const std::string& model_dir) {
+  if (!common.model_name.empty()) return common.model_name;
+  fs::path dir(model_dir);
+  if (dir.filename().empty()) dir = dir.parent_path();
+  return dir.filename().string();
 }
 
 std::vector<int64_t> my_items(const TaskContext& ctx, const std::vector<double>& costs) {

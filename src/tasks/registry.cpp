@@ -11,7 +11,8 @@ const std::vector<TaskInfo>& all_tasks() {
   static const std::vector<TaskInfo> tasks = {
       // The paper's pipeline (DESIGN.md §1).
       {"prepare_startup_data",
-       "sample 64 answers per train question, grade, select SFT pos/neg and DPO pairs", nullptr, nullptr},
+       "sample 64 answers per train question, grade, select SFT pos/neg and DPO pairs",
+       add_prepare_startup_data_options, run_prepare_startup_data},
       {"train_ce", "LoRA SFT of the positive and the negative model (contrastive estimation)", nullptr,
        nullptr},
       {"calculate_ce_score", "contrastive-estimation score of every token of every DPO pair (HDF5)", nullptr,
@@ -29,7 +30,8 @@ const std::vector<TaskInfo>& all_tasks() {
       {"pretrain", "train the embedded tiny model (tokenizer + transformer) from scratch",
        add_pretrain_options, run_pretrain},
       // Tools.
-      {"grade", "grade completions against gold answers (paper or math grader)", add_grade_options, run_grade},
+      {"grade", "grade completions against gold answers (paper or math grader)", add_grade_options,
+       run_grade},
       {"tokenize", "token ids of JSONL texts with a Hugging Face tokenizer.json", add_tokenize_options,
        run_tokenize},
       {"logprobs", "log-probability of every token of JSONL sequences under a model", add_logprobs_options,

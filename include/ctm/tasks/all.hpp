@@ -8,6 +8,9 @@ namespace ctm::tasks {
 
 // (each task adds its two declarations here)
 
+void add_prepare_startup_data_options(po::options_description& desc);
+int run_prepare_startup_data(const TaskContext& ctx);
+
 void add_evaluation_options(po::options_description& desc);
 int run_evaluation(const TaskContext& ctx);
 

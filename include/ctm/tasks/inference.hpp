@@ -29,6 +29,24 @@ struct InferenceModel {
 // The model of --model_path / --model_name on --device, with --lora_path's adapter merged into the weights.
 InferenceModel load_inference_model(const CommonOptions& common);
 
+// The prompt token ids of every problem (the dataset's prompt, no BOS, DESIGN.md §2) and a cost per problem
+// for my_items: prompt length + 256 per sample.
+struct PromptBatch {
+  std::vector<std::vector<int32_t>> ids;
+  std::vector<double> costs;
+};
+PromptBatch encode_prompts(const text::Tokenizer& tokenizer, const std::vector<std::string>& prompts,
+                           int64_t samples_per_prompt);
+
+// One request per item (item i: prompt ids[i], request id i), so every sample is seeded by (seed, item,
+// sample) whatever rank or batch it runs in.
+std::vector<engine::Request> make_requests(const std::vector<int64_t>& items,
+                                           const std::vector<std::vector<int32_t>>& ids, uint64_t seed,
+                                           const engine::SamplingParams& params);
+
+// The model's name in output paths: --model_name, else the model folder's name.
+std::string model_label(const CommonOptions& common, const std::string& model_dir);
+
 // Item indices [0, n) of this rank: a cost-balanced static partition (dist::balanced_partition).
 std::vector<int64_t> my_items(const TaskContext& ctx, const std::vector<double>& costs);
 
