@@ -63,7 +63,11 @@ namespace avx512 {
 inline float hsum(__m512 v) {
   alignas(64) float lanes[16];
   _mm512_store_ps(lanes, v);
-  return avx2::hsum(_mm256_add_ps(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8)));
+  const __m256 h = _mm256_add_ps(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8));
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
 }
 
 #define VEC __m512
@@ -101,12 +105,13 @@ void run_small_batch(bool wide, const float* x, int64_t M, int64_t K, const floa
                      const float* bias, float* y) {
   CTM_CHECK(cpu_has_avx2(), "small_batch_linear: needs an AVX2+FMA CPU");
 #ifdef CTM_HAVE_AVX2_BUILD
-  // Contiguous feature ranges, one a worker, in whole tiles of weight rows; at least ~64 KiB of weights a
-  // range so that small products stay on one thread.
+  // Contiguous feature ranges in whole tiles of weight rows, at least ~64 KiB of weights each (small products
+  // stay on one thread), several per worker and claimed dynamically: a worker that wakes late takes fewer.
   const int64_t cols = wide ? 4 : 3;
   const int64_t tiles = (N + cols - 1) / cols, min_tiles = std::max<int64_t>(1, 16384 / K / cols);
-  parallel_ranges(tiles, min_tiles, [&](int64_t t0, int64_t t1) {
-    const int64_t n0 = t0 * cols, n1 = std::min(N, t1 * cols);
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(tiles / min_tiles, 8 * cpu_workers()));
+  parallel_tasks(parts, [&](int64_t p) {
+    const int64_t n0 = tiles * p / parts * cols, n1 = std::min(N, tiles * (p + 1) / parts * cols);
     if (wide)
       avx512::feature_range(x, M, K, w, N, bias, y, n0, n1);
     else
