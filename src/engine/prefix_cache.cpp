@@ -196,9 +196,10 @@ torch::Tensor SharedPrefixCache::attend_decode_cpu(int64_t layer, const torch::T
       max_ctx = std::max(max_ctx, dslots[group_slots_[i]].prefix_len + dslots[group_slots_[i]].suffix_len);
     scratch = std::max(scratch, (group_offsets_[g + 1] - group_offsets_[g]) * H * max_ctx);
   }
-  // Groups split into contiguous ranges, one a worker, each with its own scratch.
+  // Groups split into contiguous ranges, several per worker and claimed dynamically (a worker that wakes late
+  // takes fewer), each range with its own scratch.
   const int64_t num_groups = static_cast<int64_t>(group_offsets_.size()) - 1;
-  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(cpu_workers(), num_groups));
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(4 * cpu_workers(), num_groups));
   if (static_cast<int64_t>(scratch_.size()) < parts * scratch) scratch_.resize(parts * scratch);
   auto out = torch::empty({S, H, 1, D}, torch::kFloat32);
   auto lse = torch::empty({S, H}, torch::kFloat32);
