@@ -1,8 +1,12 @@
 // The fixture model and tokenizer shared by the engine tests (random weights, 256-byte BPE tokenizer).
 #pragma once
 
+#include <torch/torch.h>
+
+#include <cmath>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ctm/model/loader.hpp"
 #include "ctm/text/tokenizer.hpp"
@@ -22,6 +26,19 @@ struct TinyModel {
 inline TinyModel& tiny() {
   static TinyModel m;
   return m;
+}
+
+// Dense reference: q [H, D] over keys/values [K, T, D], query head h reads kv head h / (H / K).
+inline torch::Tensor dense_attention(const torch::Tensor& q_HD, const torch::Tensor& k_KTD,
+                                     const torch::Tensor& v_KTD) {
+  const int64_t H = q_HD.size(0), K = k_KTD.size(0), D = q_HD.size(1);
+  std::vector<torch::Tensor> rows;
+  for (int64_t h = 0; h < H; ++h) {
+    const auto k = k_KTD[h / (H / K)].to(torch::kFloat64), v = v_KTD[h / (H / K)].to(torch::kFloat64);
+    const auto scores = torch::mv(k, q_HD[h].to(torch::kFloat64)) / std::sqrt(static_cast<double>(D));
+    rows.push_back(torch::mv(v.t(), torch::softmax(scores, 0)));
+  }
+  return torch::stack(rows);
 }
 
 }  // namespace ctm::engine::test

@@ -18,6 +18,7 @@
 #include "ctm/model/attention.hpp"
 #include "ctm/model/loader.hpp"
 #include "ctm/text/tokenizer.hpp"
+#include "engine_test_util.hpp"
 
 using namespace ctm;
 using namespace ctm::engine;
@@ -84,15 +85,6 @@ TEST(Cuda, PrefixCacheTorchPathMatchesDenseAttentionInBf16) {
   SharedPrefixCache cache(cfg, 64, 16, dev, bf);
   // Random inputs rounded to bfloat16 first: the reference sees exactly what the GPU sees.
   auto rnd = [&](std::vector<int64_t> shape) { return torch::randn(shape).to(bf).to(torch::kFloat32); };
-  auto dense = [&](const torch::Tensor& q_HD, const torch::Tensor& k_KTD, const torch::Tensor& v_KTD) {
-    std::vector<torch::Tensor> rows;
-    for (int64_t h = 0; h < H; ++h) {
-      const auto k = k_KTD[h / (H / K)].to(torch::kFloat64), v = v_KTD[h / (H / K)].to(torch::kFloat64);
-      const auto s = torch::mv(k, q_HD[h].to(torch::kFloat64)) / std::sqrt(static_cast<double>(D));
-      rows.push_back(torch::mv(v.t(), torch::softmax(s, 0)));
-    }
-    return torch::stack(rows);
-  };
   const int64_t PA = 37, PB = 9, steps = 12;
   BlockList pa, pb;
   ASSERT_TRUE(cache.allocate(cache.blocks_for(PA), pa));
@@ -105,7 +97,8 @@ TEST(Cuda, PrefixCacheTorchPathMatchesDenseAttentionInBf16) {
     for (int64_t layer = 0; layer < cfg.num_layers; ++layer)
       out = cache.attend(layer, q.to(dev, bf), k.to(dev, bf), v.to(dev, bf)).to(torch::kCPU, torch::kFloat64);
     for (int64_t t = 0; t < P; ++t) {
-      const auto want = dense(q[0].select(1, t), k[0].narrow(1, 0, t + 1), v[0].narrow(1, 0, t + 1));
+      const auto want =
+          test::dense_attention(q[0].select(1, t), k[0].narrow(1, 0, t + 1), v[0].narrow(1, 0, t + 1));
       prefill_err = std::max(prefill_err, (out[0].select(1, t) - want).abs().max().item<double>());
     }
     return std::make_pair(k[0], v[0]);
@@ -129,7 +122,7 @@ TEST(Cuda, PrefixCacheTorchPathMatchesDenseAttentionInBf16) {
     for (int64_t s = 0; s < 3; ++s) {
       dk[s] = torch::cat({dk[s], k[s]}, 1);
       dv[s] = torch::cat({dv[s], v[s]}, 1);
-      const auto want = dense(q[s].select(1, 0), dk[s], dv[s]);
+      const auto want = test::dense_attention(q[s].select(1, 0), dk[s], dv[s]);
       decode_err = std::max(decode_err, (out[s].select(1, 0) - want).abs().max().item<double>());
     }
   }

@@ -8,6 +8,7 @@
 
 #include "../../src/engine/decode_attention.hpp"
 #include "ctm/engine/prefix_cache.hpp"
+#include "engine_test_util.hpp"
 
 using namespace ctm;
 using namespace ctm::engine;
@@ -24,19 +25,6 @@ model::ModelConfig small_config() {
   c.intermediate_size = 128;
   c.vocab_size = 100;
   return c;
-}
-
-// Dense reference: q [H, D] over keys/values [K, T, D], query head h reads kv head h / (H / K).
-torch::Tensor dense_attention(const torch::Tensor& q_HD, const torch::Tensor& k_KTD,
-                              const torch::Tensor& v_KTD) {
-  const int64_t H = q_HD.size(0), K = k_KTD.size(0), D = q_HD.size(1);
-  std::vector<torch::Tensor> rows;
-  for (int64_t h = 0; h < H; ++h) {
-    const auto k = k_KTD[h / (H / K)].to(torch::kFloat64), v = v_KTD[h / (H / K)].to(torch::kFloat64);
-    const auto scores = torch::mv(k, q_HD[h].to(torch::kFloat64)) / std::sqrt(static_cast<double>(D));
-    rows.push_back(torch::mv(v.t(), torch::softmax(scores, 0)));
-  }
-  return torch::stack(rows);
 }
 
 // Runs one layer: prefill of two prompts, then `steps` decode steps of three slots (two share prompt A).
@@ -79,7 +67,7 @@ double run_against_dense(bool force_reference, int64_t block_size, int64_t gemm_
     for (int64_t s = 0; s < 3; ++s) {
       dense_k[s] = torch::cat({dense_k[s], k[s]}, 1);
       dense_v[s] = torch::cat({dense_v[s], v[s]}, 1);
-      const auto want = dense_attention(q[s].select(1, 0), dense_k[s], dense_v[s]);
+      const auto want = test::dense_attention(q[s].select(1, 0), dense_k[s], dense_v[s]);
       worst = std::max(worst, (out[s].select(1, 0).to(torch::kFloat64) - want).abs().max().item<double>());
     }
   }
