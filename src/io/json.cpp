@@ -5,7 +5,29 @@
 
 namespace ctm {
 
+void check_json_depth(std::string_view text, const std::string& where) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;  // the escaped character cannot end the string
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth)
+        throw Error(str(where, ": invalid JSON: nested deeper than ", kMaxJsonDepth, " levels"));
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+}
+
 Json parse_json(std::string_view text, const std::string& where) {
+  check_json_depth(text, where);
   try {
     return Json::parse(text.begin(), text.end());
   } catch (const Json::exception& e) {  // parse_error, and out_of_range for numbers like 1e99999

@@ -737,6 +737,7 @@ Tokenizer Tokenizer::load(const std::string& path) {
   nlohmann::json tj;
   try {
     const std::string text = read_file(json_path);
+    check_json_depth(text, json_path);
     tj = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw Error(str(json_path, ": invalid JSON: ", e.what()));

@@ -55,6 +55,19 @@ TEST(Jsonl, HostileInputsGiveErrorsNotCrashes) {
   }
 }
 
+TEST(Json, DeepNestingIsAnErrorNamingTheLine) {
+  // Valid JSON nested 100,000 deep: parsing would succeed, but dumping or destroying it overflowed the stack.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const auto path = temp_file("deep.jsonl", "{\"a\": 1}\n" + deep + "\n");
+  const std::string msg = error_of([&] { ctm::read_jsonl(path); });
+  EXPECT_NE(msg.find("deep.jsonl:2: invalid JSON: nested deeper than 512 levels"), std::string::npos) << msg;
+  // Brackets inside strings do not count; 512 levels are accepted.
+  const std::string ok = std::string(512, '[') + "\"[[[{{{\\\"\"" + std::string(512, ']');
+  EXPECT_NO_THROW(ctm::parse_json(ok, "ok.json"));
+  EXPECT_NE(error_of([&] { ctm::parse_json("[" + ok + "]", "x.json"); }).find("x.json: invalid JSON: nested"),
+            std::string::npos);
+}
+
 TEST(Jsonl, WriterIsAtomicAndKeepsKeyOrder) {
   const fs::path path = fs::path(testing::TempDir()) / "w" / "out.jsonl";
   fs::remove_all(path.parent_path());

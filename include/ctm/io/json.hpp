@@ -11,6 +11,14 @@ namespace ctm {
 
 using Json = nlohmann::ordered_json;
 
+// JSON nested deeper than this is rejected before it is parsed: nlohmann's parser is iterative, but dumping
+// and destroying a value recurse once per level, so 100,000 nested brackets would overflow the stack. Real
+// inputs (tokenizer.json, config.json, records) nest fewer than 10 levels.
+constexpr int kMaxJsonDepth = 512;
+
+// ctm::Error naming `where` when text nests arrays/objects deeper than kMaxJsonDepth (strings are skipped).
+void check_json_depth(std::string_view text, const std::string& where);
+
 // Parses text; `where` names the source in errors ("file.jsonl:12").
 Json parse_json(std::string_view text, const std::string& where);
 Json read_json_file(const std::string& path);
