@@ -2,55 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
-#include <memory>
 
 #include "ctm/core/error.hpp"
-#include "ctm/core/progress.hpp"
-#include "ctm/core/rng.hpp"
-#include "ctm/core/signal.hpp"
-#include "ctm/core/worker_pool.hpp"
 #include "ctm/engine/prefix_cache.hpp"
-#include "ctm/engine/sampler.hpp"
-#include "ctm/engine/stop.hpp"
+#include "model_runner.hpp"
+#include "scheduler.hpp"
 
 namespace ctm::engine {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-struct RequestState;
-
-// One sample of a request: its generator, its text as it streams, its own KV blocks.
-struct SampleState {
-  SampleState(RequestState* r, int64_t i, uint64_t seed, const text::Tokenizer* tok)
-      : req(r), index(i), rng(seed) {
-    if (tok) decoder = std::make_unique<text::IncrementalDecoder>(*tok);
-  }
-  RequestState* req;
-  int64_t index;
-  Rng rng;
-  std::unique_ptr<text::IncrementalDecoder> decoder;  // null without a tokenizer
-  Completion out;
-  BlockList suffix;
-  int64_t suffix_len = 0;  // tokens of this sample whose keys/values are in the cache
-  bool finished = false;
-};
-
-struct RequestState {
-  const Request* req = nullptr;
-  int64_t index = 0;
-  BlockList prefix;
-  int64_t prefix_len = 0;
-  int64_t suffix_blocks = 0;  // reserved per sample: its worst case
-  int64_t remaining = 0;      // samples not finished
-  std::vector<std::unique_ptr<SampleState>> samples;
-};
-
-}  // namespace
 
 const char* finish_reason_name(FinishReason r) {
   switch (r) {
@@ -63,6 +21,32 @@ const char* finish_reason_name(FinishReason r) {
   }
 }
 
+// ---- cached prefixes
+// --------------------------------------------------------------------------------------------
+
+CachedPrefix::CachedPrefix(std::shared_ptr<SharedPrefixCache> cache, BlockList blocks,
+                           std::vector<int32_t> ids, int64_t logits_from, int64_t vocab,
+                           std::vector<float> logits)
+    : cache_(std::move(cache)),
+      blocks_(std::move(blocks)),
+      ids_(std::move(ids)),
+      logits_from_(logits_from),
+      vocab_(vocab),
+      logits_(std::move(logits)) {}
+
+CachedPrefix::~CachedPrefix() {
+  cache_->release(blocks_);
+}
+
+const float* CachedPrefix::logits(int64_t pos) const {
+  CTM_CHECK(has_logits(pos), "cached prefix: no logits kept for position ", pos, " (kept: ", logits_from_,
+            " .. ", size() - 1, ")");
+  return logits_.data() + (pos - logits_from_) * vocab_;
+}
+
+// ---- the engine
+// -------------------------------------------------------------------------------------------------
+
 Engine::Engine(model::Transformer& model, const text::Tokenizer& tokenizer, EngineOptions options)
     : Engine(model, &tokenizer, std::move(options)) {}
 
@@ -70,233 +54,95 @@ Engine::Engine(model::Transformer& model, const text::Tokenizer* tokenizer, Engi
     : model_(model), tokenizer_(tokenizer), options_(std::move(options)) {
   CTM_CHECK(options_.max_batch > 0, "engine: max_batch must be positive (got ", options_.max_batch, ")");
   CTM_CHECK(options_.block_size > 0, "engine: block_size must be positive (got ", options_.block_size, ")");
+  CTM_CHECK(kv_budget_blocks() >= 1, "engine: KV budget of ", options_.kv_budget_bytes,
+            " bytes is below one block (", block_bytes(), " bytes)");
+  const auto& cfg = model_.config();
+  vocab_ = tokenizer_ ? std::min<int64_t>(cfg.vocab_size, tokenizer_->vocab_size()) : cfg.vocab_size;
   if (options_.eos_ids.empty()) {
     if (tokenizer_)
       if (auto e = tokenizer_->eos_id()) options_.eos_ids.push_back(*e);
-    for (int64_t e : model_.config().eos_token_ids)
+    for (int64_t e : cfg.eos_token_ids)
       if (std::find(options_.eos_ids.begin(), options_.eos_ids.end(), e) == options_.eos_ids.end())
         options_.eos_ids.push_back(static_cast<int32_t>(e));
   }
+  cache_ = std::make_shared<SharedPrefixCache>(cfg, 1, options_.block_size, model_.device(), model_.dtype());
+  runner_ = std::make_unique<ModelRunner>(model_);
+}
+
+Engine::~Engine() = default;
+
+int64_t Engine::block_bytes() const {
+  return options_.block_size * SharedPrefixCache::bytes_per_token(model_.config(), model_.dtype());
+}
+int64_t Engine::kv_budget_blocks() const {
+  return options_.kv_budget_bytes / block_bytes();
+}
+int64_t Engine::kv_blocks_in_use() const {
+  return cache_->used_blocks();
+}
+int64_t Engine::kv_blocks_allocated() const {
+  return cache_->num_blocks();
+}
+
+SharedPrefixCache& Engine::reserve_blocks(int64_t blocks) {
+  cache_->reserve(std::min(blocks, kv_budget_blocks()));
+  return *cache_;
+}
+
+PrefixHandle Engine::cache_prefix(const std::vector<int32_t>& ids, int64_t logits_from) {
+  c10::InferenceMode inference;
+  const auto& cfg = model_.config();
+  const int64_t T = static_cast<int64_t>(ids.size());
+  CTM_CHECK(T >= 1, "cache_prefix: empty token sequence");
+  CTM_CHECK(T < cfg.max_position_embeddings, "cache_prefix: ", T, " tokens do not fit the model's ",
+            cfg.max_position_embeddings, " positions");
+  CTM_CHECK(logits_from >= 0 && logits_from <= T, "cache_prefix: logits_from ", logits_from, " outside [0, ",
+            T, "]");
+  for (int32_t id : ids)
+    CTM_CHECK(id >= 0 && id < cfg.vocab_size, "cache_prefix: token id ", id, " outside the vocabulary of ",
+              cfg.vocab_size);
+  SharedPrefixCache& cache = reserve_blocks(cache_->used_blocks() + cache_->blocks_for(T));
+  BlockList blocks;
+  CTM_CHECK(cache.allocate(cache.blocks_for(T), blocks), "cache_prefix: ", T, " tokens need ",
+            cache.blocks_for(T) * block_bytes(), " bytes of KV cache; the budget of ",
+            options_.kv_budget_bytes, " bytes has ", cache.free_blocks() * block_bytes(),
+            " free next to the cached prefixes held");
+  torch::Tensor logits;
+  try {
+    logits = runner_->extend(cache, blocks, 0, ids.data(), T, logits_from);
+  } catch (...) {
+    cache.release(blocks);
+    throw;
+  }
+  const int64_t V = logits.defined() ? logits.size(1) : cfg.vocab_size;
+  std::vector<float> kept;
+  if (logits.defined()) kept.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+  return std::make_shared<CachedPrefix>(cache_, std::move(blocks), ids, logits_from, V, std::move(kept));
 }
 
 std::vector<RequestOutput> Engine::generate(const std::vector<Request>& requests,
                                             const std::function<void(const RequestOutput&)>& on_done) {
   c10::InferenceMode inference;
-  const auto t_start = Clock::now();
+  const auto t_start = std::chrono::steady_clock::now();
   stats_ = EngineStats{};
   const auto& cfg = model_.config();
-  const int64_t max_pos = cfg.max_position_embeddings;
-  const int64_t vocab =
-      tokenizer_ ? std::min<int64_t>(cfg.vocab_size, tokenizer_->vocab_size()) : cfg.vocab_size;
+  SchedulerContext ctx{
+      *runner_,      *cache_, tokenizer_, options_, vocab_, cfg.vocab_size, cfg.max_position_embeddings,
+      block_bytes(), stats_};
+  // Validate every request up front (an error names the request) and grow the pool to what the workload
+  // needs next to the blocks held already, within the budget.
   const int64_t N = static_cast<int64_t>(requests.size());
-  const int64_t bs = options_.block_size;
-  auto blocks_for = [&](int64_t tokens) { return (tokens + bs - 1) / bs; };
-
-  // Validate every request up front (an error names the request) and size the pool: the budget, or less when
-  // the whole workload needs less.
   std::vector<RequestState> states(N);
   int64_t workload_blocks = 0;
   for (int64_t i = 0; i < N; ++i) {
-    const Request& r = requests[i];
-    const auto& p = r.params;
-    const std::string where = str("request ", i, " (id ", r.id, ")");
-    CTM_CHECK(!r.prompt_ids.empty(), where, ": empty prompt");
-    CTM_CHECK(p.n >= 1, where, ": n must be >= 1 (got ", p.n, ")");
-    CTM_CHECK(p.max_new_tokens >= 1, where, ": max_new_tokens must be >= 1 (got ", p.max_new_tokens, ")");
-    CTM_CHECK(p.temperature >= 0, where, ": temperature must be >= 0 (got ", p.temperature, ")");
-    CTM_CHECK(p.top_p > 0 && p.top_p <= 1, where, ": top_p must be in (0, 1] (got ", p.top_p, ")");
-    CTM_CHECK(tokenizer_ || p.stop.empty(), where, ": stop strings need a tokenizer");
-    const int64_t P = static_cast<int64_t>(r.prompt_ids.size());
-    CTM_CHECK(P < max_pos, where, ": prompt of ", P, " tokens does not fit the model's ", max_pos,
-              " positions");
-    for (int32_t id : r.prompt_ids)
-      CTM_CHECK(id >= 0 && id < cfg.vocab_size, where, ": token id ", id, " outside the vocabulary of ",
-                cfg.vocab_size);
-    RequestState& st = states[i];
-    st.req = &r;
-    st.index = i;
-    st.prefix_len = P;
-    // A sample's keys/values: every generated token but the last, and never past the last position.
-    st.suffix_blocks = blocks_for(std::min(p.max_new_tokens - 1, max_pos - P));
-    workload_blocks += blocks_for(P) + p.n * st.suffix_blocks;
+    validate_request(requests[i], i, ctx, states[i]);
+    workload_blocks += states[i].plan.own_blocks + requests[i].params.n * states[i].suffix_blocks;
   }
-  const int64_t block_bytes = bs * SharedPrefixCache::bytes_per_token(cfg, model_.dtype());
-  const int64_t budget_blocks = options_.kv_budget_bytes / block_bytes;
-  CTM_CHECK(budget_blocks >= 1, "engine: KV budget of ", options_.kv_budget_bytes,
-            " bytes is below one block (", block_bytes, " bytes)");
   if (N == 0) return {};
-  SharedPrefixCache cache(cfg, std::max<int64_t>(1, std::min(budget_blocks, workload_blocks)), bs,
-                          model_.device(), model_.dtype());
-  stats_.kv_pool_bytes = cache.pool_bytes();
-
-  std::vector<RequestOutput> results(N);
-  Progress progress(options_.progress_label, N, options_.progress);
-  std::deque<SampleState*> ready;    // sampled their first token, waiting for a slot
-  std::vector<SampleState*> active;  // in the decode batch
-  int64_t next_request = 0, done = 0;
-
-  auto finish_request = [&](RequestState& st) {
-    cache.release(st.prefix);
-    RequestOutput& out = results[st.index];
-    out.index = st.index;
-    out.id = st.req->id;
-    for (auto& s : st.samples) out.completions.push_back(std::move(s->out));
-    st.samples.clear();
-    ++done;
-    progress.advance(1, 0);
-    if (on_done) on_done(out);
-  };
-  // Appends a sampled token; true when the sample is finished.
-  auto accept = [&](SampleState& s, int32_t token) {
-    const auto& p = s.req->req->params;
-    s.out.token_ids.push_back(token);
-    const int64_t generated = static_cast<int64_t>(s.out.token_ids.size());
-    bool finished = false;
-    if (!p.ignore_eos &&
-        std::find(options_.eos_ids.begin(), options_.eos_ids.end(), token) != options_.eos_ids.end()) {
-      if (s.decoder) s.out.text += s.decoder->flush();
-      s.out.finish = FinishReason::Eos;
-      finished = true;
-    } else {
-      const std::string piece = s.decoder ? s.decoder->push(token) : std::string();
-      s.out.text += piece;
-      if (auto hit = find_stop(s.out.text, piece.size(), p.stop)) {
-        s.out.text.resize(hit->pos);
-        s.out.finish = FinishReason::Stop;
-        finished = true;
-      } else if (generated >= p.max_new_tokens || s.req->prefix_len + generated > max_pos) {
-        const std::string rest = s.decoder ? s.decoder->flush() : std::string();
-        s.out.text += rest;
-        if (auto hit2 = find_stop(s.out.text, rest.size(), p.stop)) {
-          s.out.text.resize(hit2->pos);
-          s.out.finish = FinishReason::Stop;
-        } else {
-          s.out.finish = FinishReason::Length;
-        }
-        finished = true;
-      }
-    }
-    if (finished) {
-      s.finished = true;
-      cache.release(s.suffix);
-      if (--s.req->remaining == 0) finish_request(*s.req);
-    }
-    return finished;
-  };
-  auto draw = [&](SampleState& s, const float* logits) {
-    const auto& p = s.req->req->params;
-    const double u = p.temperature < kGreedyTemperature ? 0.0 : s.rng.uniform();
-    return sample_token(logits, vocab, p.temperature, p.top_p, u);
-  };
-
-  // Prefills request i and samples the first token of each of its samples. False if it does not fit now.
-  auto open_request = [&](RequestState& st) {
-    const auto& r = *st.req;
-    const int64_t P = st.prefix_len;
-    const int64_t need = blocks_for(P) + st.suffix_blocks;
-    CTM_CHECK(need <= cache.num_blocks(), "engine: request ", st.index, " (id ", r.id, ") needs ",
-              need * block_bytes, " bytes of KV cache (prompt ", P, " tokens + ", r.params.max_new_tokens,
-              " new), more than the budget of ", options_.kv_budget_bytes, " bytes");
-    if (cache.free_blocks() < need) return false;
-    cache.allocate(blocks_for(P), st.prefix);
-    const auto t0 = Clock::now();
-    const auto ids =
-        torch::tensor(std::vector<int64_t>(r.prompt_ids.begin(), r.prompt_ids.end()), torch::kInt64)
-            .view({1, P})
-            .to(model_.device());
-    const auto positions = torch::arange(P, torch::dtype(torch::kInt64).device(model_.device())).view({1, P});
-    cache.begin_prefill(st.prefix);
-    const auto hidden = model_.forward_hidden(ids, positions, cache);                  // [1, P, D]
-    const auto logits = model_.logits(hidden[0][P - 1]).to(torch::kCPU).contiguous();  // [V]
-    stats_.prefill_s += seconds_since(t0);
-    stats_.prefill_tokens += P;
-    ++stats_.requests;
-    st.remaining = r.params.n;
-    for (int64_t j = 0; j < r.params.n; ++j)
-      st.samples.push_back(std::make_unique<SampleState>(&st, j, mix_seed(r.seed, r.id, j), tokenizer_));
-    std::vector<SampleState*> fresh;
-    for (auto& s : st.samples) fresh.push_back(s.get());
-    stats_.samples += r.params.n;
-    for (SampleState* s : fresh) {
-      const int32_t token = draw(*s, logits.data_ptr<float>());
-      ++stats_.generated_tokens;
-      progress.advance(0, 1);
-      if (!accept(*s, token)) ready.push_back(s);
-    }
-    return true;
-  };
-
-  int64_t peak_used = 0;
-  while (done < N) {
-    // Fill the free slots: waiting samples first, then new requests.
-    while (static_cast<int64_t>(active.size()) < options_.max_batch) {
-      if (!ready.empty()) {
-        SampleState* s = ready.front();
-        if (!cache.allocate(s->req->suffix_blocks, s->suffix)) break;
-        ready.pop_front();
-        active.push_back(s);
-      } else if (next_request < N) {
-        if (!open_request(states[next_request])) break;
-        ++next_request;
-      } else {
-        break;
-      }
-    }
-    peak_used = std::max(peak_used, cache.num_blocks() - cache.free_blocks());
-    if (active.empty()) {
-      CTM_CHECK(done == N, "engine: no progress possible (internal error: nothing active, ", N - done,
-                " requests left)");
-      break;
-    }
-    stats_.max_active = std::max<int64_t>(stats_.max_active, active.size());
-
-    // SIGTERM (Slurm's time limit) or SIGINT: stop between steps; the task decides what to keep.
-    if (options_.stop_on_request && stop_requested()) throw Stopped{};
-
-    // One decode step over the batch.
-    const int64_t S = static_cast<int64_t>(active.size());
-    const auto t0 = Clock::now();
-    std::vector<int64_t> ids(S), positions(S);
-    std::vector<SharedPrefixCache::Slot> slots(S);
-    for (int64_t i = 0; i < S; ++i) {
-      const SampleState& s = *active[i];
-      ids[i] = s.out.token_ids.back();
-      positions[i] = s.req->prefix_len + s.suffix_len;
-      slots[i] = {&s.req->prefix, s.req->prefix_len, &s.suffix, s.suffix_len};
-    }
-    cache.begin_decode(std::move(slots));
-    const auto ids_t = torch::tensor(ids, torch::kInt64).view({S, 1}).to(model_.device());
-    const auto pos_t = torch::tensor(positions, torch::kInt64).view({S, 1}).to(model_.device());
-    const auto hidden = model_.forward_hidden(ids_t, pos_t, cache);  // [S, 1, D]
-    const auto logits =
-        model_.logits(hidden.view({S, hidden.size(2)})).to(torch::kCPU).contiguous();  // [S, V]
-    stats_.decode_s += seconds_since(t0);
-    ++stats_.decode_steps;
-    stats_.decode_slot_steps += S;
-
-    const auto t1 = Clock::now();
-    const float* lp = logits.data_ptr<float>();
-    const int64_t V = logits.size(1);
-    // Draws in parallel (each from its own sample's generator), then the bookkeeping in order.
-    std::vector<int32_t> tokens(S);
-    parallel_ranges(S, 4, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) tokens[i] = draw(*active[i], lp + i * V);
-    });
-    std::vector<SampleState*> still;
-    still.reserve(S);
-    for (int64_t i = 0; i < S; ++i) {
-      SampleState& s = *active[i];
-      ++s.suffix_len;
-      if (!accept(s, tokens[i])) still.push_back(&s);
-    }
-    active.swap(still);
-    stats_.generated_tokens += S;
-    progress.advance(0, S);
-    stats_.sample_s += seconds_since(t1);
-  }
-  progress.finish();
-  stats_.peak_kv_used_bytes = peak_used * block_bytes;
-  stats_.total_s = seconds_since(t_start);
+  reserve_blocks(cache_->used_blocks() + workload_blocks);
+  stats_.kv_pool_bytes = cache_->pool_bytes();
+  auto results = Scheduler(ctx, requests, states, on_done).run();
+  stats_.total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return results;
 }
 

@@ -16,20 +16,14 @@ SharedPrefixCache::SharedPrefixCache(const model::ModelConfig& config, int64_t n
     : num_layers_(config.num_layers),
       num_kv_heads_(config.num_kv_heads),
       head_dim_(config.head_dim),
-      num_blocks_(num_blocks),
       block_size_(block_size),
       device_(device),
       dtype_(dtype) {
   CTM_CHECK(num_blocks > 0 && block_size > 0, "SharedPrefixCache: need at least one block (got ", num_blocks,
             " blocks of ", block_size, " tokens)");
-  CTM_CHECK(num_blocks < (int64_t{1} << 31), "SharedPrefixCache: too many blocks (", num_blocks, ")");
-  const auto opts = torch::dtype(dtype).device(device);
-  for (int64_t l = 0; l < num_layers_; ++l) {
-    k_pool_.push_back(torch::empty({num_blocks, num_kv_heads_, block_size, head_dim_}, opts));
-    v_pool_.push_back(torch::empty({num_blocks, num_kv_heads_, block_size, head_dim_}, opts));
-  }
-  free_.reserve(num_blocks);
-  for (int64_t b = num_blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));
+  k_pool_.resize(num_layers_);
+  v_pool_.resize(num_layers_);
+  reserve(num_blocks);
 }
 
 int64_t SharedPrefixCache::bytes_per_token(const model::ModelConfig& config, torch::Dtype dtype) {
@@ -38,27 +32,38 @@ int64_t SharedPrefixCache::bytes_per_token(const model::ModelConfig& config, tor
 }
 
 int64_t SharedPrefixCache::pool_bytes() const {
-  return 2 * num_layers_ * num_blocks_ * num_kv_heads_ * block_size_ * head_dim_ *
+  return 2 * num_layers_ * num_blocks() * num_kv_heads_ * block_size_ * head_dim_ *
          static_cast<int64_t>(c10::elementSize(dtype_));
 }
 
-bool SharedPrefixCache::allocate(int64_t n, BlockList& out) {
-  if (n > free_blocks()) return false;
-  for (int64_t i = 0; i < n; ++i) {
-    out.push_back(free_.back());
-    free_.pop_back();
-  }
-  return true;
+void SharedPrefixCache::reserve(int64_t num_blocks) {
+  const int64_t old = this->num_blocks();
+  if (num_blocks <= old) return;
+  CTM_CHECK(num_blocks < (int64_t{1} << 31), "SharedPrefixCache: too many blocks (", num_blocks, ")");
+  const auto opts = torch::dtype(dtype_).device(device_);
+  for (int64_t l = 0; l < num_layers_; ++l)
+    for (auto* pool : {&k_pool_[l], &v_pool_[l]}) {
+      auto grown = torch::empty({num_blocks, num_kv_heads_, block_size_, head_dim_}, opts);
+      if (old > 0) grown.narrow(0, 0, old).copy_(*pool);
+      *pool = std::move(grown);
+    }
+  pool_.grow(num_blocks);
 }
 
-void SharedPrefixCache::release(BlockList& blocks) {
-  for (int32_t b : blocks) free_.push_back(b);
-  blocks.clear();
+void SharedPrefixCache::copy_tokens(int32_t src, int32_t dst, int64_t tokens) {
+  CTM_CHECK(tokens >= 0 && tokens <= block_size_, "SharedPrefixCache: copying ", tokens,
+            " tokens of a block of ", block_size_);
+  if (tokens == 0 || src == dst) return;
+  for (int64_t l = 0; l < num_layers_; ++l)
+    for (auto* pool : {&k_pool_[l], &v_pool_[l]})
+      (*pool)[dst].narrow(1, 0, tokens).copy_((*pool)[src].narrow(1, 0, tokens));
 }
 
-void SharedPrefixCache::begin_prefill(const BlockList& prefix) {
-  mode_ = Mode::Prefill;
-  prefill_blocks_ = &prefix;
+void SharedPrefixCache::begin_extend(const BlockList& blocks, int64_t start) {
+  CTM_CHECK(start >= 0, "SharedPrefixCache: extend from position ", start);
+  mode_ = Mode::Extend;
+  extend_blocks_ = &blocks;
+  extend_start_ = start;
 }
 
 void SharedPrefixCache::begin_decode(std::vector<Slot> slots) {
@@ -90,35 +95,59 @@ torch::Tensor SharedPrefixCache::attend(int64_t layer, const torch::Tensor& q_BH
                                         const torch::Tensor& k_BKTD, const torch::Tensor& v_BKTD) {
   CTM_CHECK(layer >= 0 && layer < num_layers_, "SharedPrefixCache: layer ", layer, " of ", num_layers_);
   switch (mode_) {
-    case Mode::Prefill:
-      return attend_prefill(layer, q_BHTD, k_BKTD, v_BKTD);
+    case Mode::Extend:
+      return attend_extend(layer, q_BHTD, k_BKTD, v_BKTD);
     case Mode::Decode: {
       CTM_CHECK(q_BHTD.size(0) == static_cast<int64_t>(slots_.size()) && q_BHTD.size(2) == 1,
                 "SharedPrefixCache: decode forward of shape ", q_BHTD.sizes(), " for ", slots_.size(),
                 " slots");
-      const bool kernel = !force_reference_ && device_.is_cpu() && dtype_ == torch::kFloat32;
-      return kernel ? attend_decode_cpu(layer, q_BHTD, k_BKTD, v_BKTD)
-                    : attend_decode_reference(layer, q_BHTD, k_BKTD, v_BKTD);
+      return use_kernel() ? attend_decode_cpu(layer, q_BHTD, k_BKTD, v_BKTD)
+                          : attend_decode_reference(layer, q_BHTD, k_BKTD, v_BKTD);
     }
     default:
-      throw Error("SharedPrefixCache: attend() without begin_prefill() or begin_decode()");
+      throw Error("SharedPrefixCache: attend() without begin_extend() or begin_decode()");
   }
 }
 
-torch::Tensor SharedPrefixCache::attend_prefill(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
-                                                const torch::Tensor& v) {
-  const int64_t T = k.size(2);
-  CTM_CHECK(k.size(0) == 1, "SharedPrefixCache: prefill takes one sequence, got ", k.size(0));
-  CTM_CHECK(blocks_for(T) <= static_cast<int64_t>(prefill_blocks_->size()), "SharedPrefixCache: prefill of ",
-            T, " tokens into ", prefill_blocks_->size(), " blocks");
-  const auto k_KTD = k[0].to(dtype_), v_KTD = v[0].to(dtype_);
-  for (int64_t j = 0; j * block_size_ < T; ++j) {
-    const int64_t n = std::min(block_size_, T - j * block_size_);
-    const int64_t blk = (*prefill_blocks_)[j];
-    k_pool_[layer][blk].narrow(1, 0, n).copy_(k_KTD.narrow(1, j * block_size_, n));
-    v_pool_[layer][blk].narrow(1, 0, n).copy_(v_KTD.narrow(1, j * block_size_, n));
+namespace {
+
+// [1, heads, T, D] (one sequence) or [T, heads, 1, D] (T rows) as [T, heads, D].
+torch::Tensor as_rows(const torch::Tensor& x) {
+  CTM_CHECK(x.dim() == 4 && (x.size(0) == 1 || x.size(2) == 1), "SharedPrefixCache: extend forward of shape ",
+            x.sizes(), " (want [1, heads, T, D] or [T, heads, 1, D])");
+  return x.size(0) == 1 && x.size(2) != 1 ? x[0].transpose(0, 1) : x.select(2, 0);
+}
+
+}  // namespace
+
+torch::Tensor SharedPrefixCache::attend_extend(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
+                                               const torch::Tensor& v) {
+  const auto q_THD = as_rows(q), k_TKD = as_rows(k), v_TKD = as_rows(v);
+  const int64_t T = q_THD.size(0), start = extend_start_, H = q_THD.size(1);
+  CTM_CHECK(blocks_for(start + T) <= static_cast<int64_t>(extend_blocks_->size()),
+            "SharedPrefixCache: extending ", start, " tokens by ", T, " in ", extend_blocks_->size(),
+            " blocks");
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t pos = start + t;
+    write_token(layer, (*extend_blocks_)[pos / block_size_], pos % block_size_, k_TKD[t], v_TKD[t]);
   }
-  return model::grouped_attention(q, k, v, {}, /*causal=*/true);
+  torch::Tensor out_THD;
+  if (use_kernel()) {
+    out_THD = attend_extend_cpu(layer, q_THD, T);
+  } else {
+    const auto keys = gather(k_pool_[layer], *extend_blocks_, start + T).unsqueeze(0).to(q.scalar_type());
+    const auto values = gather(v_pool_[layer], *extend_blocks_, start + T).unsqueeze(0).to(q.scalar_type());
+    const auto opts = torch::dtype(torch::kInt64).device(q.device());
+    const auto allowed =
+        (torch::arange(start + T, opts).view({1, -1}) <= torch::arange(start, start + T, opts).view({-1, 1}))
+            .view({1, 1, T, start + T});
+    out_THD = model::grouped_attention(q_THD.transpose(0, 1).unsqueeze(0), keys, values, allowed,
+                                       /*causal=*/false)[0]
+                  .transpose(0, 1);
+  }
+  // Back to the caller's layout.
+  return q.size(0) == 1 && q.size(2) != 1 ? out_THD.transpose(0, 1).unsqueeze(0)
+                                          : out_THD.view({T, H, 1, head_dim_});
 }
 
 void SharedPrefixCache::write_token(int64_t layer, int64_t block, int64_t offset, const torch::Tensor& k_KD,
@@ -159,6 +188,63 @@ torch::Tensor SharedPrefixCache::attend_decode_reference(int64_t layer, const to
   return torch::cat(outs, 0);
 }
 
+void SharedPrefixCache::run_kernel(int64_t layer, const float* q, float* out, int64_t H,
+                                   const detail::DecodeSlot* slots, const int64_t* group_slots,
+                                   const int64_t* group_offsets, int64_t num_groups, float* lse) {
+  int64_t scratch = 0;
+  for (int64_t g = 0; g < num_groups; ++g) {
+    int64_t max_ctx = 0;
+    for (int64_t i = group_offsets[g]; i < group_offsets[g + 1]; ++i)
+      max_ctx = std::max(max_ctx, slots[group_slots[i]].prefix_len + slots[group_slots[i]].suffix_len);
+    scratch = std::max(scratch, (group_offsets[g + 1] - group_offsets[g]) * H * max_ctx);
+  }
+  // Groups split into contiguous ranges, several per worker and claimed dynamically (a worker that wakes late
+  // takes fewer), each range with its own scratch.
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(4 * cpu_workers(), num_groups));
+  if (static_cast<int64_t>(scratch_.size()) < parts * scratch) scratch_.resize(parts * scratch);
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim_)));
+  detail::DecodeAttentionArgs args{q,
+                                   out,
+                                   k_pool_[layer].data_ptr<float>(),
+                                   v_pool_[layer].data_ptr<float>(),
+                                   H,
+                                   num_kv_heads_,
+                                   head_dim_,
+                                   block_size_,
+                                   slots,
+                                   group_slots,
+                                   group_offsets,
+                                   num_groups,
+                                   scale,
+                                   scratch_.data(),
+                                   lse};
+  parallel_tasks(parts, [&](int64_t p) {
+    const int64_t g0 = num_groups * p / parts, g1 = num_groups * (p + 1) / parts;
+    detail::DecodeAttentionArgs part = args;
+    part.group_offsets = group_offsets + g0;
+    part.num_groups = g1 - g0;
+    part.scratch = scratch_.data() + p * scratch;
+    detail::decode_attention(part);
+  });
+}
+
+torch::Tensor SharedPrefixCache::attend_extend_cpu(int64_t layer, const torch::Tensor& q_THD, int64_t T) {
+  // Row t is a slot of its own that reads positions 0 .. start+t of the blocks as its prefix.
+  const auto q = q_THD.to(torch::kFloat32).contiguous();
+  const int64_t H = q.size(1);
+  std::vector<detail::DecodeSlot> slots(T);
+  std::vector<int64_t> members(T), offsets(T + 1);
+  for (int64_t t = 0; t < T; ++t) {
+    slots[t] = {extend_blocks_->data(), extend_start_ + t + 1, nullptr, 0};
+    members[t] = t;
+    offsets[t + 1] = t + 1;
+  }
+  auto out = torch::empty({T, H, head_dim_}, torch::kFloat32);
+  run_kernel(layer, q.data_ptr<float>(), out.data_ptr<float>(), H, slots.data(), members.data(),
+             offsets.data(), T, nullptr);
+  return out.to(q_THD.scalar_type());
+}
+
 torch::Tensor SharedPrefixCache::attend_decode_cpu(int64_t layer, const torch::Tensor& q_in,
                                                    const torch::Tensor& k_in, const torch::Tensor& v_in) {
   const int64_t S = q_in.size(0), H = q_in.size(1), K = num_kv_heads_, D = head_dim_, BS = block_size_;
@@ -170,7 +256,6 @@ torch::Tensor SharedPrefixCache::attend_decode_cpu(int64_t layer, const torch::T
   const float* kn = k.data_ptr<float>();
   const float* vn = v.data_ptr<float>();
   std::vector<detail::DecodeSlot> dslots(S);
-  int64_t scratch = 0;
   for (int64_t s = 0; s < S; ++s) {
     const Slot& slot = slots_[s];
     const int64_t pos = slot.suffix_len, blk = (*slot.suffix)[pos / BS], off = pos % BS;
@@ -190,43 +275,12 @@ torch::Tensor SharedPrefixCache::attend_decode_cpu(int64_t layer, const torch::T
         dslots[group_slots_[i]].prefix_len = 0;
     }
   }
-  for (size_t g = 0; g + 1 < group_offsets_.size(); ++g) {
-    int64_t max_ctx = 0;
-    for (int64_t i = group_offsets_[g]; i < group_offsets_[g + 1]; ++i)
-      max_ctx = std::max(max_ctx, dslots[group_slots_[i]].prefix_len + dslots[group_slots_[i]].suffix_len);
-    scratch = std::max(scratch, (group_offsets_[g + 1] - group_offsets_[g]) * H * max_ctx);
-  }
-  // Groups split into contiguous ranges, several per worker and claimed dynamically (a worker that wakes late
-  // takes fewer), each range with its own scratch.
-  const int64_t num_groups = static_cast<int64_t>(group_offsets_.size()) - 1;
-  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(4 * cpu_workers(), num_groups));
-  if (static_cast<int64_t>(scratch_.size()) < parts * scratch) scratch_.resize(parts * scratch);
   auto out = torch::empty({S, H, 1, D}, torch::kFloat32);
   auto lse = torch::empty({S, H}, torch::kFloat32);
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  detail::DecodeAttentionArgs args{q.data_ptr<float>(),
-                                   out.data_ptr<float>(),
-                                   kp,
-                                   vp,
-                                   H,
-                                   K,
-                                   D,
-                                   BS,
-                                   dslots.data(),
-                                   group_slots_.data(),
-                                   group_offsets_.data(),
-                                   num_groups,
-                                   scale,
-                                   scratch_.data(),
-                                   gemm_groups.empty() ? nullptr : lse.data_ptr<float>()};
-  parallel_tasks(parts, [&](int64_t p) {
-    const int64_t g0 = num_groups * p / parts, g1 = num_groups * (p + 1) / parts;
-    detail::DecodeAttentionArgs part = args;
-    part.group_offsets = group_offsets_.data() + g0;
-    part.num_groups = g1 - g0;
-    part.scratch = scratch_.data() + p * scratch;
-    detail::decode_attention(part);
-  });
+  run_kernel(layer, q.data_ptr<float>(), out.data_ptr<float>(), H, dslots.data(), group_slots_.data(),
+             group_offsets_.data(), static_cast<int64_t>(group_offsets_.size()) - 1,
+             gemm_groups.empty() ? nullptr : lse.data_ptr<float>());
   for (size_t g : gemm_groups) {
     // softmax over [prefix, suffix] = the two partial softmaxes weighted by their shares of the total mass.
     const int64_t first = group_offsets_[g], n = group_offsets_[g + 1] - first, G = H / K;

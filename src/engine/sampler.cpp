@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "ctm/core/error.hpp"
 
@@ -109,6 +110,20 @@ NucleusCut nucleus_cut(const float* logits, int64_t vocab, double temperature, d
   }
 }
 
+// The logits with the forbidden ids at -inf (a per-thread copy), or the logits themselves when none is.
+const float* without(const float* logits, int64_t vocab, const std::vector<int32_t>& forbidden) {
+  if (forbidden.empty()) return logits;
+  thread_local std::vector<float> masked;
+  masked.assign(logits, logits + vocab);
+  for (int32_t id : forbidden) {
+    CTM_CHECK(id >= 0 && id < vocab, "sampler: forbidden token ", id, " outside the vocabulary of ", vocab);
+    masked[id] = -std::numeric_limits<float>::infinity();
+  }
+  CTM_CHECK(masked[argmax_token(masked.data(), vocab)] > -std::numeric_limits<float>::infinity(),
+            "sampler: every token is forbidden");
+  return masked.data();
+}
+
 }  // namespace
 
 int32_t argmax_token(const float* logits, int64_t vocab) {
@@ -119,7 +134,9 @@ int32_t argmax_token(const float* logits, int64_t vocab) {
   return static_cast<int32_t>(best);
 }
 
-Nucleus top_p_nucleus(const float* logits, int64_t vocab, double temperature, double top_p) {
+Nucleus top_p_nucleus(const float* logits_in, int64_t vocab, double temperature, double top_p,
+                      const std::vector<int32_t>& forbidden) {
+  const float* logits = without(logits_in, vocab, forbidden);
   const NucleusCut cut = nucleus_cut(logits, vocab, temperature, top_p);
   std::vector<Candidate> members;
   for (int64_t i = 0; i < vocab; ++i)
@@ -133,7 +150,9 @@ Nucleus top_p_nucleus(const float* logits, int64_t vocab, double temperature, do
   return n;
 }
 
-int32_t sample_token(const float* logits, int64_t vocab, double temperature, double top_p, double u) {
+int32_t sample_token(const float* logits_in, int64_t vocab, double temperature, double top_p, double u,
+                     const std::vector<int32_t>& forbidden) {
+  const float* logits = without(logits_in, vocab, forbidden);
   if (temperature < kGreedyTemperature) return argmax_token(logits, vocab);
   CTM_CHECK(u >= 0 && u < 1, "sampler: uniform draw must be in [0, 1) (got ", u, ")");
   const NucleusCut cut = nucleus_cut(logits, vocab, temperature, top_p);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "ctm/engine/engine.hpp"
 #include "ctm/model/loader.hpp"
 #include "ctm/text/tokenizer.hpp"
 
@@ -26,6 +27,18 @@ struct TinyModel {
 inline TinyModel& tiny() {
   static TinyModel m;
   return m;
+}
+
+// A request without its prompt: n samples at temperature t, top_p 0.9, every sample max_new tokens long.
+inline Request sampling_request(int64_t id, int64_t n, double t, int64_t max_new) {
+  Request r;
+  r.id = id;
+  r.params.n = n;
+  r.params.temperature = t;
+  r.params.top_p = 0.9;
+  r.params.max_new_tokens = max_new;
+  r.params.ignore_eos = true;
+  return r;
 }
 
 // Dense reference: q [H, D] over keys/values [K, T, D], query head h reads kv head h / (H / K).

@@ -31,14 +31,8 @@ EngineOptions quiet(int64_t max_batch = 64) {
 }
 
 Request make_request(int64_t id, const std::string& prompt, int64_t n, double t, int64_t max_new) {
-  Request r;
-  r.id = id;
+  Request r = test::sampling_request(id, n, t, max_new);
   r.prompt_ids = encode(prompt);
-  r.params.n = n;
-  r.params.temperature = t;
-  r.params.top_p = 0.9;
-  r.params.max_new_tokens = max_new;
-  r.params.ignore_eos = true;
   return r;
 }
 

@@ -7,6 +7,8 @@
 #include <cmath>
 
 #include "../../src/engine/decode_attention.hpp"
+#include "ctm/core/error.hpp"
+#include "ctm/engine/block_pool.hpp"
 #include "ctm/engine/prefix_cache.hpp"
 #include "engine_test_util.hpp"
 
@@ -143,4 +145,55 @@ TEST(SharedPrefixCache, AllocationNeverExceedsThePool) {
   cache.release(a);
   EXPECT_EQ(cache.free_blocks(), 5);
   EXPECT_TRUE(cache.allocate(5, b));
+}
+
+TEST(BlockPool, ReferenceCountsAndGrowth) {
+  BlockPool pool(4);
+  BlockList a, b, c;
+  ASSERT_TRUE(pool.allocate(3, a));
+  EXPECT_EQ(a, (BlockList{0, 1, 2}));  // lowest ids first
+  pool.share(a, 2, b);                 // b shares blocks 0 and 1
+  EXPECT_EQ(b, (BlockList{0, 1}));
+  EXPECT_EQ(pool.refcount(0), 2);
+  EXPECT_EQ(pool.refcount(2), 1);
+  EXPECT_EQ(pool.used_blocks(), 3);  // a shared block is counted once
+  EXPECT_FALSE(pool.allocate(2, c));
+  EXPECT_TRUE(c.empty());
+  pool.release(a);
+  EXPECT_TRUE(a.empty());
+  EXPECT_EQ(pool.used_blocks(), 2);  // block 2 is free again, 0 and 1 are still b's
+  EXPECT_EQ(pool.refcount(0), 1);
+  EXPECT_THROW(pool.share(BlockList{2}, 1, c), Error);  // a free block cannot be shared
+  pool.grow(6);
+  EXPECT_EQ(pool.num_blocks(), 6);
+  EXPECT_EQ(pool.refcount(1), 1);
+  ASSERT_TRUE(pool.allocate(4, c));
+  EXPECT_EQ(c, (BlockList{2, 3, 4, 5}));
+  pool.release(b);
+  pool.release(c);
+  EXPECT_EQ(pool.free_blocks(), 6);
+  EXPECT_THROW(pool.release(b = {0}), Error);  // releasing a free block is a bug
+}
+
+TEST(SharedPrefixCache, ReserveKeepsContentsAndCopyTokensCopiesAPartialBlock) {
+  const auto cfg = small_config();
+  SharedPrefixCache cache(cfg, 2, 4, torch::kCPU, torch::kFloat32);
+  BlockList blocks;
+  ASSERT_TRUE(cache.allocate(2, blocks));
+  torch::manual_seed(9);
+  const auto q = torch::randn({1, 4, 7, 16}), k = torch::randn({1, 2, 7, 16}),
+             v = torch::randn({1, 2, 7, 16});
+  cache.begin_extend(blocks, 0);
+  const auto before = cache.attend(0, q, k, v);
+  cache.reserve(5);
+  EXPECT_EQ(cache.num_blocks(), 5);
+  EXPECT_EQ(cache.used_blocks(), 2);
+  // Block 1 holds tokens 4..6; copy its first 3 into a fresh block and read through it.
+  BlockList copy = {blocks[0]};
+  ASSERT_TRUE(cache.allocate(1, copy));
+  cache.copy_tokens(blocks[1], copy[1], 3);
+  const auto q1 = q.narrow(2, 6, 1), k1 = k.narrow(2, 6, 1), v1 = v.narrow(2, 6, 1);
+  cache.begin_extend(copy, 6);  // token 6 again, written into the copy
+  const auto again = cache.attend(0, q1, k1, v1);
+  EXPECT_TRUE(torch::equal(again[0].select(1, 0), before[0].select(1, 6)));
 }

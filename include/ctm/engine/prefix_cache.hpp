@@ -1,8 +1,9 @@
-// The engine's KV cache: a fixed pool of blocks (block_size tokens of every layer's keys and values) from
-// which a request's prompt (its prefix, stored once) and each sample's own tokens (its suffix) take blocks. A
+// The engine's KV cache: a pool of blocks (block_size tokens of every layer's keys and values) from which a
+// request's prompt (its prefix) and each sample's own tokens (its suffix) take blocks. Blocks are reference
+// counted (BlockPool): a cached prefix and the requests started from cuts of it hold the same blocks. A
 // decode step attends, for every slot, over [prefix keys, suffix keys]: the prefix part is computed once per
-// group of slots that share a prompt. The pool is allocated once with a fixed number of blocks, so the engine
-// can never use more KV memory than that.
+// group of slots that share a prefix. The pool only grows when asked to (reserve), so the engine never uses
+// more KV memory than it reserved.
 #pragma once
 
 #include <torch/torch.h>
@@ -10,12 +11,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "ctm/engine/block_pool.hpp"
 #include "ctm/model/attention.hpp"
 #include "ctm/model/config.hpp"
 
 namespace ctm::engine {
-
-using BlockList = std::vector<int32_t>;
+namespace detail {
+struct DecodeSlot;
+}
 
 class SharedPrefixCache : public model::AttentionBackend {
  public:
@@ -25,18 +28,31 @@ class SharedPrefixCache : public model::AttentionBackend {
   // Bytes of one token's keys and values over every layer.
   static int64_t bytes_per_token(const model::ModelConfig& config, torch::Dtype dtype);
   int64_t block_size() const { return block_size_; }
-  int64_t num_blocks() const { return num_blocks_; }
-  int64_t free_blocks() const { return static_cast<int64_t>(free_.size()); }
+  int64_t num_blocks() const { return pool_.num_blocks(); }
+  int64_t free_blocks() const { return pool_.free_blocks(); }
+  int64_t used_blocks() const { return pool_.used_blocks(); }
   int64_t blocks_for(int64_t tokens) const { return (tokens + block_size_ - 1) / block_size_; }
   int64_t pool_bytes() const;  // the whole pool (what the budget bounds)
+  const BlockPool& pool() const { return pool_; }
 
-  // Takes n blocks from the pool (false, and nothing taken, if fewer are free); release gives them back.
-  bool allocate(int64_t n, BlockList& out);
-  void release(BlockList& blocks);
+  // Grows the pool to at least num_blocks blocks (their contents and ids are kept).
+  void reserve(int64_t num_blocks);
+  // Takes n fresh blocks (false, and nothing taken, if fewer are free); share adds a reference to the first
+  // count blocks of a list; release drops one reference from each block of a list and clears it.
+  bool allocate(int64_t n, BlockList& out) { return pool_.allocate(n, out); }
+  void share(const BlockList& blocks, int64_t count, BlockList& out) { pool_.share(blocks, count, out); }
+  void release(BlockList& blocks) { pool_.release(blocks); }
+  // Copies the first `tokens` keys/values of block src into block dst, in every layer (copy-on-write of a
+  // partly used shared block).
+  void copy_tokens(int32_t src, int32_t dst, int64_t tokens);
 
-  // The next forward is one sequence [1, T]: its keys/values become positions 0..T-1 of `prefix` (enough
-  // blocks), with causal attention among them.
-  void begin_prefill(const BlockList& prefix);
+  // The next forward adds T tokens after the first `start` of `blocks` (which hold their keys/values already;
+  // enough blocks for start + T): their keys/values become positions start .. start+T-1, and token t attends
+  // over positions 0 .. start+t. The forward is one sequence [1, T], or T rows [T, 1] at consecutive
+  // positions. On the CPU in float32 each row's result depends only on the keys it reads, not on start, T or
+  // how the positions are split into blocks (a prompt prefilled in chunks gives the same bits as in one go).
+  void begin_extend(const BlockList& blocks, int64_t start);
+  void begin_prefill(const BlockList& prefix) { begin_extend(prefix, 0); }
 
   // The next forward is [S, 1]: slot s attends over its prefix (prefix_len keys) and its suffix (suffix_len
   // keys before this step); its new key/value is written at suffix position suffix_len. Slots with the same
@@ -60,10 +76,15 @@ class SharedPrefixCache : public model::AttentionBackend {
   void set_prefix_gemm_min_group(int64_t n) { prefix_gemm_min_group_ = n; }
 
  private:
-  torch::Tensor attend_prefill(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
-                               const torch::Tensor& v);
+  torch::Tensor attend_extend(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v);
+  torch::Tensor attend_extend_cpu(int64_t layer, const torch::Tensor& q_THD, int64_t T);
   torch::Tensor attend_decode_cpu(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
                                   const torch::Tensor& v);
+  // The CPU kernel over groups of slots, split across the workers.
+  void run_kernel(int64_t layer, const float* q, float* out, int64_t H, const detail::DecodeSlot* slots,
+                  const int64_t* group_slots, const int64_t* group_offsets, int64_t num_groups, float* lse);
+  bool use_kernel() const { return !force_reference_ && device_.is_cpu() && dtype_ == torch::kFloat32; }
   torch::Tensor attend_decode_reference(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
                                         const torch::Tensor& v);
   void write_token(int64_t layer, int64_t block, int64_t offset, const torch::Tensor& k_KD,
@@ -71,14 +92,15 @@ class SharedPrefixCache : public model::AttentionBackend {
   // [K, len, D] keys (or values) of a block list, for the reference path.
   torch::Tensor gather(const torch::Tensor& pool, const BlockList& blocks, int64_t len) const;
 
-  enum class Mode { None, Prefill, Decode };
-  int64_t num_layers_, num_kv_heads_, head_dim_, num_blocks_, block_size_;
+  enum class Mode { None, Extend, Decode };
+  int64_t num_layers_, num_kv_heads_, head_dim_, block_size_;
   torch::Device device_;
   torch::Dtype dtype_;
   std::vector<torch::Tensor> k_pool_, v_pool_;  // per layer [num_blocks, kv_heads, block_size, head_dim]
-  std::vector<int32_t> free_;
+  BlockPool pool_;
   Mode mode_ = Mode::None;
-  const BlockList* prefill_blocks_ = nullptr;
+  const BlockList* extend_blocks_ = nullptr;
+  int64_t extend_start_ = 0;
   std::vector<Slot> slots_;
   std::vector<int64_t> group_slots_, group_offsets_;  // slots grouped by shared prefix
   std::vector<float> scratch_;
