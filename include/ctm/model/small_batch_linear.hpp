@@ -26,6 +26,17 @@ torch::Tensor apply_linear(const torch::Tensor& x, const torch::Tensor& weight,
 // (small_batch_applies). Exposed for tests and benchmarks.
 void small_batch_linear(const float* x, int64_t M, int64_t K, const float* w, int64_t N, const float* bias,
                         float* y);
+// Columns [offset, offset + n) of a wider output: x · w[n, K]ᵀ (+ bias[n]).
+struct LinearSegment {
+  const float* w;
+  int64_t n;
+  const float* bias;  // or nullptr
+  int64_t offset;
+};
+// y[M, ldy] (row stride ldy) gets every segment's columns, all in one job across the workers: e.g. q, k and v
+// of one input, or gate and up. Each output is computed as small_batch_linear computes it.
+void small_batch_linear_segments(const float* x, int64_t M, int64_t K, const LinearSegment* segs,
+                                 int64_t count, float* y, int64_t ldy);
 // The AVX2 build alone (small_batch_linear takes the AVX-512 one where the CPU has it), for tests.
 void small_batch_linear_avx2(const float* x, int64_t M, int64_t K, const float* w, int64_t N,
                              const float* bias, float* y);
