@@ -98,6 +98,7 @@ class Transformer {
   // Called with the layer index before each decoder layer runs (e.g. to gather sharded weights); may be
   // empty.
   void set_before_layer(std::function<void(int64_t)> hook) { before_layer_ = std::move(hook); }
+  const std::function<void(int64_t)>& before_layer() const { return before_layer_; }
 
   // Direct access for the loader, LoRA and parallel wrappers.
   torch::Tensor& embed_tokens() { return embed_tokens_; }
