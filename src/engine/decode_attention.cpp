@@ -1,95 +1,103 @@
-// Two builds of one kernel body: AVX2+FMA (chosen at run time when the CPU has it) and portable. The project
-// is compiled for baseline x86-64, so without this the inner products would run on SSE2 at a quarter of the
-// speed.
+// Three builds of one kernel body: AVX-512 and AVX2+FMA (chosen at run time by what the CPU has) and
+// portable. The project is compiled for baseline x86-64, so without this the products would run on SSE2.
 #include "decode_attention.hpp"
+
+#include "ctm/core/cpu_features.hpp"
 
 #include <cmath>
 #include <cstdint>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// GCC 12's AVX-512 headers pass deliberately undefined vectors to the builtins behind max, round, convert and
+// shift, which -Wmaybe-uninitialized then reports at every use (GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 #define CTM_HAVE_AVX2_BUILD 1
 #endif
 
 namespace ctm::engine::detail {
 
-// ---- portable
-// ----------------------------------------------------------------------------------------------------
+// ---- portable: one float a "vector"
+// ---------------------------------------------------------------------------------
 namespace portable {
 
-inline float dot(const float* a, const float* b, int64_t n) {
-  float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int j = 0; j < 4; ++j) acc[j] += a[i + j] * b[i + j];
-  for (; i < n; ++i) acc[0] += a[i] * b[i];
-  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
-}
-
-inline void axpy(float* y, float alpha, const float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
-}
-
-#define KERNEL_NAME run
-#define DOT dot
-#define AXPY axpy
+#define VEC float
+#define VMASK bool
+#define VWIDTH 1
+#define VZERO() 0.f
+#define VSET1(x) (x)
+#define VMASK_N(n) ((n) > 0)
+#define VLOADM(p, m) ((m) ? *(p) : 0.f)
+#define VLOAD(p) (*(p))
+#define VSTOREM(p, v, m) \
+  do {                   \
+    if (m) *(p) = (v);   \
+  } while (0)
+#define VFMA(a, b, c) std::fma(a, b, c)
+#define VMUL(a, b) ((a) * (b))
+#define VADD(a, b) ((a) + (b))
+#define VMAX(a, b) ((a) > (b) ? (a) : (b))
+#define VROUND(x) std::nearbyint(x)
+#define VPOW2(n) std::ldexp(1.f, static_cast<int>(n))
+#define VREDUCE_ADD(v) (v)
+#define VREDUCE_MAX(v) (v)
+#define MR_S 4
+#define NV_S 4
+#define MR_O 4
+#define NV_O 4
 #include "decode_attention_body.inc"
-#undef KERNEL_NAME
-#undef DOT
-#undef AXPY
 
 }  // namespace portable
 
-// ---- AVX2 + FMA
-// --------------------------------------------------------------------------------------------------
 #ifdef CTM_HAVE_AVX2_BUILD
+// ---- AVX2 + FMA
+// ---------------------------------------------------------------------------------------------------
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 namespace avx2 {
 
-inline float dot(const float* a, const float* b, int64_t n) {
-  if (n % 16 != 0) return portable::dot(a, b, n);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-  }
-  const __m256 acc = _mm256_add_ps(acc0, acc1);
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
-}
+#include "ctm/core/simd_avx2.inc"
 
-inline void axpy(float* y, float alpha, const float* x, int64_t n) {
-  if (n % 8 != 0) return portable::axpy(y, alpha, x, n);
-  const __m256 va = _mm256_set1_ps(alpha);
-  for (int64_t i = 0; i < n; i += 8)
-    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-}
-
-#define KERNEL_NAME run
-#define DOT dot
-#define AXPY axpy
+#define MR_S 4  // 4 x 3 accumulators + 3 key vectors + 1 broadcast: the 16 AVX2 registers
+#define NV_S 3
+#define MR_O 4
+#define NV_O 3
 #include "decode_attention_body.inc"
-#undef KERNEL_NAME
-#undef DOT
-#undef AXPY
 
 }  // namespace avx2
 #pragma GCC pop_options
+
+// ---- AVX-512
+// ------------------------------------------------------------------------------------------------------
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+namespace avx512 {
+
+#include "ctm/core/simd_avx512.inc"
+
+#define MR_S 6  // 6 x 4 accumulators + 4 key vectors + 1 broadcast of the 32 AVX-512 registers
+#define NV_S 4
+#define MR_O 6
+#define NV_O 4
+#include "decode_attention_body.inc"
+
+}  // namespace avx512
+#pragma GCC pop_options
 #endif
 
-void decode_attention_portable(const DecodeAttentionArgs& args) {
-  portable::run(args);
+void attend_group_portable(const AttentionPool& pool, const AttentionSlot* slots, const int64_t* members,
+                           int64_t count, int64_t kh) {
+  portable::attend_group_impl(pool, slots, members, count, kh);
 }
 
-void decode_attention(const DecodeAttentionArgs& args) {
+void attend_group(const AttentionPool& pool, const AttentionSlot* slots, const int64_t* members,
+                  int64_t count, int64_t kh) {
 #ifdef CTM_HAVE_AVX2_BUILD
-  static const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (has_avx2) return avx2::run(args);
+  if (cpu_has_avx512f()) return avx512::attend_group_impl(pool, slots, members, count, kh);
+  if (cpu_has_avx2_fma()) return avx2::attend_group_impl(pool, slots, members, count, kh);
 #endif
-  portable::run(args);
+  portable::attend_group_impl(pool, slots, members, count, kh);
 }
 
 }  // namespace ctm::engine::detail

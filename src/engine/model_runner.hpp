@@ -5,9 +5,11 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "ctm/engine/prefix_cache.hpp"
+#include "ctm/model/row_decoder.hpp"
 #include "ctm/model/transformer.hpp"
 
 namespace ctm::engine {
@@ -29,8 +31,14 @@ class ModelRunner {
                        const std::vector<int64_t>& ids, const std::vector<int64_t>& positions);
 
  private:
+  // Hidden states [R, D] of rows (token, position): the row decoder, or the model's torch forward.
+  torch::Tensor hidden(const std::vector<int64_t>& ids, const std::vector<int64_t>& positions,
+                       SharedPrefixCache& cache, bool one_sequence);
+  torch::Tensor logits(const torch::Tensor& hidden_RD);
+
   model::Transformer& model_;
-  int64_t chunk_;  // most prompt tokens per forward
+  std::unique_ptr<model::RowDecoder> rows_;  // CPU float32: ctm's kernels, no torch op per layer
+  int64_t chunk_;                            // most prompt tokens per forward
 };
 
 }  // namespace ctm::engine

@@ -6,7 +6,6 @@
 
 #include "ctm/core/error.hpp"
 #include "ctm/core/worker_pool.hpp"
-#include "ctm/model/small_batch_linear.hpp"
 #include "decode_attention.hpp"
 
 namespace ctm::engine {
@@ -43,7 +42,9 @@ void SharedPrefixCache::reserve(int64_t num_blocks) {
   const auto opts = torch::dtype(dtype_).device(device_);
   for (int64_t l = 0; l < num_layers_; ++l)
     for (auto* pool : {&k_pool_[l], &v_pool_[l]}) {
-      auto grown = torch::empty({num_blocks, num_kv_heads_, block_size_, head_dim_}, opts);
+      auto grown = pool == &k_pool_[l]
+                       ? torch::empty({num_blocks, num_kv_heads_, head_dim_, block_size_}, opts)
+                       : torch::empty({num_blocks, num_kv_heads_, block_size_, head_dim_}, opts);
       if (old > 0) grown.narrow(0, 0, old).copy_(*pool);
       *pool = std::move(grown);
     }
@@ -54,9 +55,10 @@ void SharedPrefixCache::copy_tokens(int32_t src, int32_t dst, int64_t tokens) {
   CTM_CHECK(tokens >= 0 && tokens <= block_size_, "SharedPrefixCache: copying ", tokens,
             " tokens of a block of ", block_size_);
   if (tokens == 0 || src == dst) return;
-  for (int64_t l = 0; l < num_layers_; ++l)
-    for (auto* pool : {&k_pool_[l], &v_pool_[l]})
-      (*pool)[dst].narrow(1, 0, tokens).copy_((*pool)[src].narrow(1, 0, tokens));
+  for (int64_t l = 0; l < num_layers_; ++l) {
+    k_pool_[l][dst].narrow(2, 0, tokens).copy_(k_pool_[l][src].narrow(2, 0, tokens));
+    v_pool_[l][dst].narrow(1, 0, tokens).copy_(v_pool_[l][src].narrow(1, 0, tokens));
+  }
 }
 
 void SharedPrefixCache::begin_extend(const BlockList& blocks, int64_t start) {
@@ -123,20 +125,46 @@ torch::Tensor as_rows(const torch::Tensor& x) {
 torch::Tensor SharedPrefixCache::attend_extend(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
                                                const torch::Tensor& v) {
   const auto q_THD = as_rows(q), k_TKD = as_rows(k), v_TKD = as_rows(v);
-  const int64_t T = q_THD.size(0), start = extend_start_, H = q_THD.size(1);
+  const int64_t T = q_THD.size(0), start = extend_start_, H = q_THD.size(1), D = head_dim_;
   CTM_CHECK(blocks_for(start + T) <= static_cast<int64_t>(extend_blocks_->size()),
             "SharedPrefixCache: extending ", start, " tokens by ", T, " in ", extend_blocks_->size(),
             " blocks");
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t pos = start + t;
-    write_token(layer, (*extend_blocks_)[pos / block_size_], pos % block_size_, k_TKD[t], v_TKD[t]);
-  }
   torch::Tensor out_THD;
   if (use_kernel()) {
-    out_THD = attend_extend_cpu(layer, q_THD, T);
+    // Row t is a slot of its own that reads positions 0 .. start+t of the blocks: one group.
+    const auto qc = q_THD.contiguous(), kc = k_TKD.contiguous(), vc = v_TKD.contiguous();
+    // Every row's key/value first: a row reads those of the rows before it.
+    const std::vector<const int32_t*> blocks(T, extend_blocks_->data());
+    std::vector<int64_t> pos(T);
+    for (int64_t t = 0; t < T; ++t) pos[t] = start + t;
+    const NewRows rows{kc.data_ptr<float>(), vc.data_ptr<float>(), blocks.data(), pos.data()};
+    parallel_ranges(T, 8, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t h = 0; h < num_kv_heads_; ++h) write_row_cpu(layer, rows, r, h);
+    });
+    out_THD = torch::empty({T, H, D}, torch::kFloat32);
+    std::vector<detail::AttentionSlot> slots(T);
+    std::vector<int64_t> members(T);
+    for (int64_t t = 0; t < T; ++t) {
+      slots[t] = {qc.data_ptr<float>() + t * H * D,
+                  out_THD.data_ptr<float>() + t * H * D,
+                  extend_blocks_->data(),
+                  start + t + 1,
+                  nullptr,
+                  0};
+      members[t] = t;
+    }
+    const int64_t offsets[2] = {0, T};
+    attend_cpu(layer, H, slots, members.data(), offsets, 1);
   } else {
-    const auto keys = gather(k_pool_[layer], *extend_blocks_, start + T).unsqueeze(0).to(q.scalar_type());
-    const auto values = gather(v_pool_[layer], *extend_blocks_, start + T).unsqueeze(0).to(q.scalar_type());
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t pos = start + t;
+      write_token(layer, (*extend_blocks_)[pos / block_size_], pos % block_size_, k_TKD[t], v_TKD[t]);
+    }
+    const auto keys =
+        gather(k_pool_[layer], *extend_blocks_, start + T, true).unsqueeze(0).to(q.scalar_type());
+    const auto values =
+        gather(v_pool_[layer], *extend_blocks_, start + T, false).unsqueeze(0).to(q.scalar_type());
     const auto opts = torch::dtype(torch::kInt64).device(q.device());
     const auto allowed =
         (torch::arange(start + T, opts).view({1, -1}) <= torch::arange(start, start + T, opts).view({-1, 1}))
@@ -152,17 +180,17 @@ torch::Tensor SharedPrefixCache::attend_extend(int64_t layer, const torch::Tenso
 
 void SharedPrefixCache::write_token(int64_t layer, int64_t block, int64_t offset, const torch::Tensor& k_KD,
                                     const torch::Tensor& v_KD) {
-  k_pool_[layer][block].select(1, offset).copy_(k_KD);
+  k_pool_[layer][block].select(2, offset).copy_(k_KD);
   v_pool_[layer][block].select(1, offset).copy_(v_KD);
 }
 
-torch::Tensor SharedPrefixCache::gather(const torch::Tensor& pool, const BlockList& blocks,
-                                        int64_t len) const {
+torch::Tensor SharedPrefixCache::gather(const torch::Tensor& pool, const BlockList& blocks, int64_t len,
+                                        bool keys) const {
   const int64_t nb = blocks_for(len);
   const auto idx =
       torch::tensor(std::vector<int64_t>(blocks.begin(), blocks.begin() + nb), torch::kInt64).to(device_);
   return pool.index_select(0, idx)
-      .permute({1, 0, 2, 3})
+      .permute({1, 0, keys ? 3 : 2, keys ? 2 : 3})
       .reshape({num_kv_heads_, nb * block_size_, head_dim_})
       .narrow(1, 0, len);
 }
@@ -176,11 +204,11 @@ torch::Tensor SharedPrefixCache::attend_decode_reference(int64_t layer, const to
     const int64_t pos = slot.suffix_len;
     write_token(layer, (*slot.suffix)[pos / block_size_], pos % block_size_, k[s].select(1, 0),
                 v[s].select(1, 0));
-    const auto keys = torch::cat({gather(k_pool_[layer], *slot.prefix, slot.prefix_len),
-                                  gather(k_pool_[layer], *slot.suffix, pos + 1)},
+    const auto keys = torch::cat({gather(k_pool_[layer], *slot.prefix, slot.prefix_len, true),
+                                  gather(k_pool_[layer], *slot.suffix, pos + 1, true)},
                                  1);
-    const auto values = torch::cat({gather(v_pool_[layer], *slot.prefix, slot.prefix_len),
-                                    gather(v_pool_[layer], *slot.suffix, pos + 1)},
+    const auto values = torch::cat({gather(v_pool_[layer], *slot.prefix, slot.prefix_len, false),
+                                    gather(v_pool_[layer], *slot.suffix, pos + 1, false)},
                                    1);
     outs.push_back(model::grouped_attention(q.narrow(0, s, 1), keys.unsqueeze(0).to(q.scalar_type()),
                                             values.unsqueeze(0).to(q.scalar_type()), {}, /*causal=*/false));
@@ -188,125 +216,75 @@ torch::Tensor SharedPrefixCache::attend_decode_reference(int64_t layer, const to
   return torch::cat(outs, 0);
 }
 
-void SharedPrefixCache::run_kernel(int64_t layer, const float* q, float* out, int64_t H,
-                                   const detail::DecodeSlot* slots, const int64_t* group_slots,
-                                   const int64_t* group_offsets, int64_t num_groups, float* lse) {
-  int64_t scratch = 0;
+void SharedPrefixCache::write_row_cpu(int64_t layer, const NewRows& rows, int64_t r, int64_t h) {
+  const int64_t K = num_kv_heads_, D = head_dim_, BS = block_size_;
+  const int64_t blk = rows.blocks[r][rows.positions[r] / BS], off = rows.positions[r] % BS;
+  const float* kr = rows.k + (r * K + h) * D;
+  float* kt =
+      k_pool_[layer].data_ptr<float>() + ((blk * K + h) * D) * BS + off;  // transposed within the block
+  for (int64_t d = 0; d < D; ++d) kt[d * BS] = kr[d];
+  std::memcpy(v_pool_[layer].data_ptr<float>() + ((blk * K + h) * BS + off) * D, rows.v + (r * K + h) * D,
+              D * sizeof(float));
+}
+
+void SharedPrefixCache::attend_cpu(int64_t layer, int64_t H, const std::vector<detail::AttentionSlot>& slots,
+                                   const int64_t* group_slots, const int64_t* group_offsets,
+                                   int64_t num_groups, const NewRows* own_rows) {
+  // Tasks: (group, key/value head, a run of at most ~24 of the group's slots), claimed by the workers. A run
+  // reads the group's prefix once for all its slots. With own_rows, a task first writes its slots' new
+  // keys/values for its head (only that slot reads them).
+  struct Task {
+    int64_t first, count, kh;
+  };
+  std::vector<Task> tasks;
   for (int64_t g = 0; g < num_groups; ++g) {
-    int64_t max_ctx = 0;
-    for (int64_t i = group_offsets[g]; i < group_offsets[g + 1]; ++i)
-      max_ctx = std::max(max_ctx, slots[group_slots[i]].prefix_len + slots[group_slots[i]].suffix_len);
-    scratch = std::max(scratch, (group_offsets[g + 1] - group_offsets[g]) * H * max_ctx);
+    const int64_t begin = group_offsets[g], n = group_offsets[g + 1] - begin, runs = (n + 23) / 24;
+    for (int64_t kh = 0; kh < num_kv_heads_; ++kh)
+      for (int64_t r = 0; r < runs; ++r)
+        tasks.push_back({begin + n * r / runs, n * (r + 1) / runs - n * r / runs, kh});
   }
-  // Groups split into contiguous ranges, several per worker and claimed dynamically (a worker that wakes late
-  // takes fewer), each range with its own scratch.
-  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(4 * cpu_workers(), num_groups));
-  if (static_cast<int64_t>(scratch_.size()) < parts * scratch) scratch_.resize(parts * scratch);
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim_)));
-  detail::DecodeAttentionArgs args{q,
-                                   out,
-                                   k_pool_[layer].data_ptr<float>(),
+  const detail::AttentionPool pool{k_pool_[layer].data_ptr<float>(),
                                    v_pool_[layer].data_ptr<float>(),
                                    H,
                                    num_kv_heads_,
                                    head_dim_,
                                    block_size_,
-                                   slots,
-                                   group_slots,
-                                   group_offsets,
-                                   num_groups,
-                                   scale,
-                                   scratch_.data(),
-                                   lse};
-  parallel_tasks(parts, [&](int64_t p) {
-    const int64_t g0 = num_groups * p / parts, g1 = num_groups * (p + 1) / parts;
-    detail::DecodeAttentionArgs part = args;
-    part.group_offsets = group_offsets + g0;
-    part.num_groups = g1 - g0;
-    part.scratch = scratch_.data() + p * scratch;
-    detail::decode_attention(part);
+                                   static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim_)))};
+  parallel_tasks(static_cast<int64_t>(tasks.size()), [&](int64_t i) {
+    const Task& t = tasks[i];
+    if (own_rows)
+      for (int64_t m = t.first; m < t.first + t.count; ++m)
+        write_row_cpu(layer, *own_rows, group_slots[m], t.kh);
+    detail::attend_group(pool, slots.data(), group_slots + t.first, t.count, t.kh);
   });
-}
-
-torch::Tensor SharedPrefixCache::attend_extend_cpu(int64_t layer, const torch::Tensor& q_THD, int64_t T) {
-  // Row t is a slot of its own that reads positions 0 .. start+t of the blocks as its prefix.
-  const auto q = q_THD.to(torch::kFloat32).contiguous();
-  const int64_t H = q.size(1);
-  std::vector<detail::DecodeSlot> slots(T);
-  std::vector<int64_t> members(T), offsets(T + 1);
-  for (int64_t t = 0; t < T; ++t) {
-    slots[t] = {extend_blocks_->data(), extend_start_ + t + 1, nullptr, 0};
-    members[t] = t;
-    offsets[t + 1] = t + 1;
-  }
-  auto out = torch::empty({T, H, head_dim_}, torch::kFloat32);
-  run_kernel(layer, q.data_ptr<float>(), out.data_ptr<float>(), H, slots.data(), members.data(),
-             offsets.data(), T, nullptr);
-  return out.to(q_THD.scalar_type());
 }
 
 torch::Tensor SharedPrefixCache::attend_decode_cpu(int64_t layer, const torch::Tensor& q_in,
                                                    const torch::Tensor& k_in, const torch::Tensor& v_in) {
-  const int64_t S = q_in.size(0), H = q_in.size(1), K = num_kv_heads_, D = head_dim_, BS = block_size_;
+  const int64_t S = q_in.size(0), H = q_in.size(1), D = head_dim_;
   const auto q = q_in.to(torch::kFloat32).contiguous();  // [S, H, 1, D]
   const auto k = k_in.to(torch::kFloat32).contiguous();  // [S, K, 1, D]
   const auto v = v_in.to(torch::kFloat32).contiguous();
-  float* kp = k_pool_[layer].data_ptr<float>();
-  float* vp = v_pool_[layer].data_ptr<float>();
-  const float* kn = k.data_ptr<float>();
-  const float* vn = v.data_ptr<float>();
-  std::vector<detail::DecodeSlot> dslots(S);
+  std::vector<const int32_t*> blocks(S);
+  std::vector<int64_t> positions(S);
   for (int64_t s = 0; s < S; ++s) {
-    const Slot& slot = slots_[s];
-    const int64_t pos = slot.suffix_len, blk = (*slot.suffix)[pos / BS], off = pos % BS;
-    for (int64_t h = 0; h < K; ++h) {
-      std::memcpy(kp + ((blk * K + h) * BS + off) * D, kn + (s * K + h) * D, D * sizeof(float));
-      std::memcpy(vp + ((blk * K + h) * BS + off) * D, vn + (s * K + h) * D, D * sizeof(float));
-    }
-    dslots[s] = {slot.prefix->data(), slot.prefix_len, slot.suffix->data(), pos + 1};
+    blocks[s] = slots_[s].suffix->data();
+    positions[s] = slots_[s].suffix_len;
   }
-  // Large groups: their prefix part as matrix products below; the kernel then reads only their suffixes.
-  std::vector<size_t> gemm_groups;
-  for (size_t g = 0; g + 1 < group_offsets_.size(); ++g) {
-    const int64_t count = group_offsets_[g + 1] - group_offsets_[g];
-    if (count >= prefix_gemm_min_group_ && dslots[group_slots_[group_offsets_[g]]].prefix_len > 0) {
-      gemm_groups.push_back(g);
-      for (int64_t i = group_offsets_[g]; i < group_offsets_[g + 1]; ++i)
-        dslots[group_slots_[i]].prefix_len = 0;
-    }
-  }
+  const NewRows own{k.data_ptr<float>(), v.data_ptr<float>(), blocks.data(), positions.data()};
   auto out = torch::empty({S, H, 1, D}, torch::kFloat32);
-  auto lse = torch::empty({S, H}, torch::kFloat32);
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  run_kernel(layer, q.data_ptr<float>(), out.data_ptr<float>(), H, dslots.data(), group_slots_.data(),
-             group_offsets_.data(), static_cast<int64_t>(group_offsets_.size()) - 1,
-             gemm_groups.empty() ? nullptr : lse.data_ptr<float>());
-  for (size_t g : gemm_groups) {
-    // softmax over [prefix, suffix] = the two partial softmaxes weighted by their shares of the total mass.
-    const int64_t first = group_offsets_[g], n = group_offsets_[g + 1] - first, G = H / K;
-    const auto idx = torch::from_blob(group_slots_.data() + first, {n}, torch::kInt64).clone();
-    const Slot& slot = slots_[group_slots_[first]];
-    const auto q_KMD = q.index_select(0, idx).view({n, K, G, D}).permute({1, 0, 2, 3}).reshape({K, n * G, D});
-    const auto k_KPD = gather(k_pool_[layer], *slot.prefix, slot.prefix_len);
-    const auto v_KPD = gather(v_pool_[layer], *slot.prefix, slot.prefix_len);
-    // Per key/value head through the small-batch kernel (OpenBLAS here would wake its own threads, which then
-    // spin against ctm's workers for the rest of the step).
-    std::vector<torch::Tensor> scores_MP(K), o_MD(K);
-    for (int64_t kh = 0; kh < K; ++kh) scores_MP[kh] = model::apply_linear(q_KMD[kh], k_KPD[kh]);
-    const auto scores_KMP = torch::stack(scores_MP) * scale;
-    const auto max_KM1 = std::get<0>(scores_KMP.max(-1, true));
-    const auto e_KMP = (scores_KMP - max_KM1).exp_();
-    const auto sum_KM1 = e_KMP.sum(-1, true);
-    for (int64_t kh = 0; kh < K; ++kh) o_MD[kh] = model::apply_linear(e_KMP[kh], v_KPD[kh].t().contiguous());
-    const auto o1_KMD = torch::stack(o_MD) / sum_KM1;
-    const auto lse1_nH = (max_KM1 + sum_KM1.log()).view({K, n, G}).permute({1, 0, 2}).reshape({n, H});
-    const auto o1_nHD = o1_KMD.view({K, n, G, D}).permute({1, 0, 2, 3}).reshape({n, H, D});
-    const auto lse2_nH = lse.index_select(0, idx);
-    const auto total_nH = torch::logaddexp(lse1_nH, lse2_nH);
-    const auto merged = o1_nHD * (lse1_nH - total_nH).exp().unsqueeze(-1) +
-                        out.index_select(0, idx).view({n, H, D}) * (lse2_nH - total_nH).exp().unsqueeze(-1);
-    out.index_copy_(0, idx, merged.view({n, H, 1, D}));
+  std::vector<detail::AttentionSlot> slots(S);
+  for (int64_t s = 0; s < S; ++s) {
+    const Slot& sl = slots_[s];
+    slots[s] = {q.data_ptr<float>() + s * H * D,
+                out.data_ptr<float>() + s * H * D,
+                sl.prefix->data(),
+                sl.prefix_len,
+                sl.suffix->data(),
+                sl.suffix_len + 1};
   }
+  attend_cpu(layer, H, slots, group_slots_.data(), group_offsets_.data(),
+             static_cast<int64_t>(group_offsets_.size()) - 1, &own);
   return out.to(q_in.scalar_type());
 }
 

@@ -31,13 +31,12 @@ model::ModelConfig small_config() {
 
 // Runs one layer: prefill of two prompts, then `steps` decode steps of three slots (two share prompt A).
 // Returns the largest difference to the dense reference over every decode step.
-double run_against_dense(bool force_reference, int64_t block_size, int64_t gemm_min_group = 8) {
+double run_against_dense(bool force_reference, int64_t block_size) {
   torch::manual_seed(3);
   const auto cfg = small_config();
   const int64_t H = cfg.num_heads, K = cfg.num_kv_heads, D = cfg.head_dim;
   SharedPrefixCache cache(cfg, 64, block_size, torch::kCPU, torch::kFloat32);
   cache.set_force_reference(force_reference);
-  cache.set_prefix_gemm_min_group(gemm_min_group);
   const int64_t PA = 11, PB = 5;
   BlockList prefix_a, prefix_b;
   EXPECT_TRUE(cache.allocate(cache.blocks_for(PA), prefix_a));
@@ -85,52 +84,103 @@ TEST(SharedPrefixCache, KernelMatchesDenseAttention) {
   }
 }
 
-TEST(SharedPrefixCache, PrefixAsMatrixProductsMatchesDenseAttention) {
-  for (int64_t min_group : {1, 2}) {  // every group, or only the two slots sharing prompt A
-    const double err = run_against_dense(false, 4, min_group);
-    EXPECT_LT(err, 1e-5) << "groups of >= " << min_group << ": max abs error " << err;
-  }
-}
-
 TEST(SharedPrefixCache, TorchPathMatchesDenseAttention) {
   const double err = run_against_dense(true, 4);
   EXPECT_LT(err, 1e-5) << "max abs error " << err;
 }
 
-TEST(SharedPrefixCache, PortableKernelEqualsDispatchedKernel) {
-  // Same inputs through both builds: a two-slot group sharing a 7-token prefix with 3-token suffixes.
-  torch::manual_seed(5);
-  const int64_t H = 4, K = 2, D = 16, BS = 4, NB = 6;
-  const auto kpool = torch::randn({NB, K, BS, D}), vpool = torch::randn({NB, K, BS, D});
-  const auto q = torch::randn({2, H, D});
-  const std::vector<int32_t> prefix = {4, 1}, suf0 = {0}, suf1 = {5};
-  const std::vector<ctm::engine::detail::DecodeSlot> slots = {{prefix.data(), 7, suf0.data(), 3},
-                                                              {prefix.data(), 7, suf1.data(), 3}};
-  const std::vector<int64_t> members = {0, 1}, offsets = {0, 2};
-  std::vector<float> scratch(2 * H * 10);
-  auto run = [&](bool portable) {
-    auto out = torch::zeros({2, H, D});
-    ctm::engine::detail::DecodeAttentionArgs args{q.data_ptr<float>(),
-                                                  out.data_ptr<float>(),
-                                                  kpool.data_ptr<float>(),
-                                                  vpool.data_ptr<float>(),
-                                                  H,
-                                                  K,
-                                                  D,
-                                                  BS,
-                                                  slots.data(),
-                                                  members.data(),
-                                                  offsets.data(),
-                                                  1,
-                                                  0.25f,
-                                                  scratch.data(),
-                                                  nullptr};
-    portable ? ctm::engine::detail::decode_attention_portable(args)
-             : ctm::engine::detail::decode_attention(args);
+namespace {
+
+// The kernel on hand-made pools: slots sharing a 37-token prefix (3 blocks of 16), each with its own keys.
+struct KernelCase {
+  int64_t H = 4, K = 2, D = 24, BS = 16, NB = 12;  // D not a multiple of the vector width: masked lanes
+  torch::Tensor kpool = torch::randn({NB, K, D, BS}), vpool = torch::randn({NB, K, BS, D});
+  torch::Tensor q = torch::randn({8, H, D});
+  std::vector<int32_t> prefix = {7, 2, 9}, own[8] = {{0}, {1}, {3}, {4}, {5, 6}, {8}, {10}, {11}};
+  std::vector<int64_t> own_len = {1, 5, 16, 3, 17, 2, 9, 16};
+  ctm::engine::detail::AttentionPool pool() {
+    return {kpool.data_ptr<float>(), vpool.data_ptr<float>(), H, K, D, BS, 1.f / std::sqrt(float(D))};
+  }
+  // Slots `members` as one group; the outputs [8, H, D] (untouched rows stay NaN).
+  torch::Tensor run(const std::vector<int64_t>& members, bool portable = false) {
+    auto out = torch::full({8, H, D}, std::nanf(""));
+    std::vector<ctm::engine::detail::AttentionSlot> slots(8);
+    for (int64_t s = 0; s < 8; ++s)
+      slots[s] = {
+          q[s].data_ptr<float>(), out[s].data_ptr<float>(), prefix.data(), 37, own[s].data(), own_len[s]};
+    const auto p = pool();
+    for (int64_t kh = 0; kh < K; ++kh)
+      portable
+          ? ctm::engine::detail::attend_group_portable(p, slots.data(), members.data(), members.size(), kh)
+          : ctm::engine::detail::attend_group(p, slots.data(), members.data(), members.size(), kh);
     return out;
-  };
-  const double err = (run(true) - run(false)).abs().max().item<double>();
-  EXPECT_LT(err, 1e-5) << "max abs difference " << err;
+  }
+  // Dense float64 reference for slot s.
+  torch::Tensor dense(int64_t s) {
+    auto keys = [&](const torch::Tensor& pool, bool transposed, const std::vector<int32_t>& blocks,
+                    int64_t len) {
+      std::vector<torch::Tensor> parts;
+      for (int32_t b : blocks) parts.push_back(transposed ? pool[b].transpose(1, 2) : pool[b]);
+      return torch::cat(parts, 1).narrow(1, 0, len);  // [K, len, D]
+    };
+    const auto k = torch::cat({keys(kpool, true, prefix, 37), keys(kpool, true, own[s], own_len[s])}, 1);
+    const auto v = torch::cat({keys(vpool, false, prefix, 37), keys(vpool, false, own[s], own_len[s])}, 1);
+    return test::dense_attention(q[s], k, v);
+  }
+};
+
+}  // namespace
+
+TEST(AttentionKernel, MatchesDenseAndDoesNotDependOnTheGroup) {
+  torch::manual_seed(5);
+  KernelCase c;
+  const auto all = c.run({0, 1, 2, 3, 4, 5, 6, 7});
+  double err = 0;
+  for (int64_t s = 0; s < 8; ++s)
+    err = std::max(err, (all[s].to(torch::kFloat64) - c.dense(s)).abs().max().item<double>());
+  EXPECT_LT(err, 1e-5) << "max abs error against dense float64 attention";
+  // Alone, in other groups, in another order: the same bits.
+  for (int64_t s = 0; s < 8; ++s)
+    EXPECT_TRUE(torch::equal(c.run({s})[s], all[s])) << "slot " << s << " alone";
+  const auto some = c.run({6, 2, 4});
+  for (int64_t s : {2, 4, 6})
+    EXPECT_TRUE(torch::equal(some[s], all[s])) << "slot " << s << " in a group of 3";
+  // The portable build: the same maths, other rounding.
+  const double perr = (c.run({0, 1, 2, 3, 4, 5, 6, 7}, true) - all).abs().max().item<double>();
+  EXPECT_LT(perr, 1e-5) << "max abs difference of the portable build " << perr;
+}
+
+TEST(AttentionKernel, PromptRowsEqualDecodeSteps) {
+  // Rows of a prompt (one group, each reading its own prefix length) against the same positions read as a
+  // prefix of 37 keys plus own keys: the bits agree, so a prompt's keys/values and logits do not depend on
+  // how it was split between prefill and decode.
+  torch::manual_seed(6);
+  KernelCase c;
+  const auto decoded = c.run({0, 1, 2, 3, 4, 5, 6, 7});
+  // Copy slot 4's own 17 keys (blocks 5, 6) into blocks 0, 1 after the prefix in one list: prefix of 37 +
+  // 17 keys = 54 positions, the own keys starting mid-block as a prompt's would.
+  std::vector<int32_t> seq = {7, 2, 9, 0, 1};
+  auto kp = c.kpool.clone(), vp = c.vpool.clone();
+  for (int64_t t = 0; t < 17; ++t) {
+    const int64_t src_b = c.own[4][t / 16], src_o = t % 16, pos = 37 + t, dst_b = seq[pos / 16],
+                  dst_o = pos % 16;
+    kp[dst_b].select(2, dst_o).copy_(c.kpool[src_b].select(2, src_o));
+    vp[dst_b].select(1, dst_o).copy_(c.vpool[src_b].select(1, src_o));
+  }
+  // Rows 37 .. 53 of the prompt; row 53 reads the same keys as slot 4 with the same query.
+  std::vector<ctm::engine::detail::AttentionSlot> rows(17);
+  std::vector<int64_t> members(17);
+  auto out = torch::full({17, c.H, c.D}, std::nanf(""));
+  for (int64_t t = 0; t < 17; ++t) {
+    rows[t] = {c.q[4].data_ptr<float>(), out[t].data_ptr<float>(), seq.data(), 37 + t + 1, nullptr, 0};
+    members[t] = t;
+  }
+  const ctm::engine::detail::AttentionPool p{
+      kp.data_ptr<float>(), vp.data_ptr<float>(), c.H, c.K, c.D, c.BS, 1.f / std::sqrt(float(c.D))};
+  for (int64_t kh = 0; kh < c.K; ++kh)
+    ctm::engine::detail::attend_group(p, rows.data(), members.data(), 17, kh);
+  EXPECT_TRUE(torch::equal(out[16], decoded[4]));
+  EXPECT_FALSE(out.isnan().any().item<bool>());
 }
 
 TEST(SharedPrefixCache, AllocationNeverExceedsThePool) {

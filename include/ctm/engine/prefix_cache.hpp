@@ -17,7 +17,7 @@
 
 namespace ctm::engine {
 namespace detail {
-struct DecodeSlot;
+struct AttentionSlot;
 }
 
 class SharedPrefixCache : public model::AttentionBackend {
@@ -70,42 +70,47 @@ class SharedPrefixCache : public model::AttentionBackend {
 
   // Use the torch-op path even where the CPU kernel applies (tests compare the two).
   void set_force_reference(bool on) { force_reference_ = on; }
-  // CPU kernel: groups of at least this many slots compute their prefix part as matrix products (scores of
-  // all the group's queries against the prefix in one GEMM per key/value head), merged with the kernel's
-  // suffix part.
-  void set_prefix_gemm_min_group(int64_t n) { prefix_gemm_min_group_ = n; }
 
  private:
   torch::Tensor attend_extend(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
                               const torch::Tensor& v);
-  torch::Tensor attend_extend_cpu(int64_t layer, const torch::Tensor& q_THD, int64_t T);
-  torch::Tensor attend_decode_cpu(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
-                                  const torch::Tensor& v);
-  // The CPU kernel over groups of slots, split across the workers.
-  void run_kernel(int64_t layer, const float* q, float* out, int64_t H, const detail::DecodeSlot* slots,
-                  const int64_t* group_slots, const int64_t* group_offsets, int64_t num_groups, float* lse);
-  bool use_kernel() const { return !force_reference_ && device_.is_cpu() && dtype_ == torch::kFloat32; }
   torch::Tensor attend_decode_reference(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
                                         const torch::Tensor& v);
+  // New keys/values k, v [R, K, D]; row r goes to position positions[r] of block list blocks[r].
+  struct NewRows {
+    const float* k;
+    const float* v;
+    const int32_t* const* blocks;
+    const int64_t* positions;
+  };
+  void write_row_cpu(int64_t layer, const NewRows& rows, int64_t r, int64_t kv_head);
+  // The CPU kernel for groups of slots, split across the workers; with own_rows, slot s's new key/value (row
+  // s) is written first, by the task that reads it.
+  void attend_cpu(int64_t layer, int64_t H, const std::vector<detail::AttentionSlot>& slots,
+                  const int64_t* group_slots, const int64_t* group_offsets, int64_t num_groups,
+                  const NewRows* own_rows = nullptr);
+  torch::Tensor attend_decode_cpu(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
+                                  const torch::Tensor& v);
+  bool use_kernel() const { return !force_reference_ && device_.is_cpu() && dtype_ == torch::kFloat32; }
   void write_token(int64_t layer, int64_t block, int64_t offset, const torch::Tensor& k_KD,
                    const torch::Tensor& v_KD);
   // [K, len, D] keys (or values) of a block list, for the reference path.
-  torch::Tensor gather(const torch::Tensor& pool, const BlockList& blocks, int64_t len) const;
+  torch::Tensor gather(const torch::Tensor& pool, const BlockList& blocks, int64_t len, bool keys) const;
 
   enum class Mode { None, Extend, Decode };
   int64_t num_layers_, num_kv_heads_, head_dim_, block_size_;
   torch::Device device_;
   torch::Dtype dtype_;
-  std::vector<torch::Tensor> k_pool_, v_pool_;  // per layer [num_blocks, kv_heads, block_size, head_dim]
+  // Per layer: keys [num_blocks, kv_heads, head_dim, block_size] (transposed within a block, for the kernel's
+  // vectors along the keys), values [num_blocks, kv_heads, block_size, head_dim].
+  std::vector<torch::Tensor> k_pool_, v_pool_;
   BlockPool pool_;
   Mode mode_ = Mode::None;
   const BlockList* extend_blocks_ = nullptr;
   int64_t extend_start_ = 0;
   std::vector<Slot> slots_;
   std::vector<int64_t> group_slots_, group_offsets_;  // slots grouped by shared prefix
-  std::vector<float> scratch_;
   bool force_reference_ = false;
-  int64_t prefix_gemm_min_group_ = 8;
 };
 
 }  // namespace ctm::engine
