@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -52,6 +53,14 @@ class WorkerPool {
       return;
     }
     std::lock_guard<std::mutex> one_job(job_mutex_);  // jobs from several caller threads queue up
+    const auto start = Clock::now();
+    if (mode_.solo()) {
+      t_inside_task = true;
+      for (int64_t i = 0; i < tasks; ++i) fn(i);
+      t_inside_task = false;
+      mode_.finished(std::chrono::duration<double>(Clock::now() - start).count());
+      return;
+    }
     fn_ = &fn;
     tasks_ = tasks;
     next_.store(0, std::memory_order_relaxed);
@@ -65,9 +74,12 @@ class WorkerPool {
     open_.store(false);
     for (int spin = 0; active_.load() != 0; ++spin) relax(spin);
     fn_ = nullptr;
+    mode_.finished(std::chrono::duration<double>(Clock::now() - start).count());
   }
 
  private:
+  using Clock = std::chrono::steady_clock;
+
   void publish() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -118,6 +130,7 @@ class WorkerPool {
   const std::function<void(int64_t)>* fn_ = nullptr;
   int64_t tasks_ = 0;
   std::atomic<int64_t> next_{0}, finished_{0};
+  detail::PoolModeChooser mode_;  // guarded by job_mutex_
 };
 
 WorkerPool& pool() {
@@ -126,6 +139,28 @@ WorkerPool& pool() {
 }
 
 }  // namespace
+
+namespace detail {
+
+void PoolModeChooser::finished(double seconds) {
+  window_ += seconds;
+  if (++jobs_ < (phase_ == Phase::Run ? run_jobs_ : kProbeJobs)) return;
+  jobs_ = 0;
+  if (phase_ == Phase::ProbeWorkers) {
+    workers_s_ = window_;
+    phase_ = Phase::ProbeSolo;
+  } else if (phase_ == Phase::ProbeSolo) {
+    // Hysteresis: the caller alone must be clearly faster; long stretches when the workers clearly win.
+    run_solo_ = window_ < 0.85 * workers_s_;
+    run_jobs_ = !run_solo_ && window_ > 1.5 * workers_s_ ? kLongRunJobs : kRunJobs;
+    phase_ = Phase::Run;
+  } else {
+    phase_ = Phase::ProbeWorkers;
+  }
+  window_ = 0;
+}
+
+}  // namespace detail
 
 void set_cpu_workers(int threads) {
   pool().resize(threads);

@@ -140,3 +140,35 @@ TEST(WorkerPool, ResizesWhileIdleAndAfterSleeping) {
   }
   ctm::set_cpu_workers(1);
 }
+
+TEST(WorkerPool, ChoosesTheCallerAloneWhenTheWorkersAreSlower) {
+  using ctm::detail::PoolModeChooser;
+  // Feeds windows of jobs: `workers` seconds a job on the workers, `solo` seconds alone; returns the mode
+  // chosen for the stretch after the two probes and its length.
+  auto decide = [](double workers, double solo) {
+    PoolModeChooser c;
+    for (int64_t i = 0; i < PoolModeChooser::kProbeJobs; ++i) {
+      EXPECT_FALSE(c.solo());
+      c.finished(workers);
+    }
+    for (int64_t i = 0; i < PoolModeChooser::kProbeJobs; ++i) {
+      EXPECT_TRUE(c.solo());
+      c.finished(solo);
+    }
+    const bool chosen = c.solo();
+    int64_t stretch = 0;
+    while (c.solo() == chosen && stretch < 100000) {
+      c.finished(chosen ? solo : workers);
+      ++stretch;
+    }
+    return std::make_pair(chosen, stretch);
+  };
+  // Oversubscribed: the caller alone is faster, for a stretch; then the workers are probed again.
+  EXPECT_EQ(decide(2e-4, 1e-4), std::make_pair(true, PoolModeChooser::kRunJobs));
+  // Quiet: the workers win clearly and keep a long stretch (then the next probe of the workers); only a close
+  // call gets a short one.
+  EXPECT_EQ(decide(1e-4, 1.9e-4),
+            std::make_pair(false, PoolModeChooser::kLongRunJobs + PoolModeChooser::kProbeJobs));
+  EXPECT_EQ(decide(1e-4, 0.9e-4),
+            std::make_pair(false, PoolModeChooser::kRunJobs + PoolModeChooser::kProbeJobs));
+}

@@ -22,4 +22,27 @@ void parallel_tasks(int64_t tasks, const std::function<void(int64_t)>& fn);
 // shorter) and runs fn(begin, end) on each.
 void parallel_ranges(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
+namespace detail {
+
+// How the pool runs a job: on the workers, or on the caller alone. With more runnable threads than cores (a
+// shared node, other ranks) the process's threads end up taking turns on the cores they get, and splitting a
+// job across the workers costs more than the caller doing it alone (the tiny model's decode ran at 0.4-0.6x
+// of one thread on two loaded cores). So the pool times a window of jobs both ways now and then - the
+// workers, then the caller alone, over the same kind of work - and runs the next stretch of jobs the faster
+// way. Results never depend on which threads ran what.
+class PoolModeChooser {
+ public:
+  static constexpr int64_t kProbeJobs = 256, kRunJobs = 4096, kLongRunJobs = 16384;
+  bool solo() const { return phase_ == Phase::ProbeSolo || (phase_ == Phase::Run && run_solo_); }
+  void finished(double seconds);  // a job took this long (wall clock)
+
+ private:
+  enum class Phase { ProbeWorkers, ProbeSolo, Run };
+  Phase phase_ = Phase::ProbeWorkers;
+  bool run_solo_ = false;
+  int64_t jobs_ = 0, run_jobs_ = kRunJobs;
+  double window_ = 0, workers_s_ = 0;
+};
+
+}  // namespace detail
 }  // namespace ctm
