@@ -121,7 +121,9 @@ struct Benchmark {
 const Benchmark kBenchmarks[] = {
     {"tokenizer", "encode throughput of a tokenizer (MB/s, one thread) on the texts of a JSONL file",
      bench_tokenizer},
-    {"sampling", "engine decode tokens/s at batch 1, 8, 64 and 64 rollouts of one prefix vs the GEMM rate",
+    {"sampling",
+     "engine decode tokens/s (random 110M model at batch 1/8/64, tiny on ARITH, rollouts) vs the compute "
+     "bound",
      bench_sampling},
 };
 
@@ -136,7 +138,10 @@ void add_bench_options(po::options_description& desc) {
     ("passes", po::value<int>()->default_value(5), "timed passes (the median is reported)")
     ("prompt_tokens", po::value<int64_t>()->default_value(64), "sampling: prompt length of each request")
     ("new_tokens", po::value<int64_t>()->default_value(64), "sampling: tokens generated per sample")
-    ("rollout_prefix", po::value<int64_t>()->default_value(512), "sampling: shared prefix of the 64 rollouts");
+    ("rollout_prefix", po::value<int64_t>()->default_value(512), "sampling: shared prefix of the 64 rollouts")
+    ("cases", po::value<std::string>()->default_value("b1,b8,b64,rollouts,tiny,tiny_rollouts"),
+     "sampling: the rows to run (b1 b8 b64 rollouts: a random 110M Llama; tiny tiny_rollouts: the tiny model)")
+    ("repeat", po::value<int>()->default_value(1), "sampling: runs of each row (the machine is shared: ranges)");
   // clang-format on
 }
 

@@ -1,16 +1,26 @@
-// ctm bench sampling: decode throughput of the engine on a randomly initialised ~110M-parameter Llama (d 768,
-// 12 layers, 12 heads, SwiGLU 2048, vocabulary 32000, tied head) at batch 1, 8 and 64 (distinct prompts) and
-// for 64 rollouts of one shared prefix; and, in the same run, the machine's float32 matrix-product rate (a
-// square torch::mm), so the decode FLOP rate can be read as a fraction of what the matrix unit delivers here.
+// ctm bench sampling: decode throughput of the engine, and in the same run the machine's float32 matrix rate
+// (the compute bound), so every row's FLOP rate reads as a fraction of what the machine delivers. Cases:
+// - b1, b8, b64, rollouts: a randomly initialised ~110M-parameter Llama (d 768, 12 layers, 12 heads, SwiGLU
+//   2048, vocabulary 32000, tied head) at batch 1, 8 and 64 (distinct prompts), and 64 rollouts of one
+//   prompt;
+// - tiny: the committed tiny model, 64 samples of one ARITH prompt (the few-shot prefix and the first test
+//   question), as `ctm evaluation --dataset_name ARITH --sampling_n 64` decodes;
+// - tiny_rollouts: the tiny model, 64 rollouts from a cut of a cached trajectory (the same prompt and a
+//   response), as the rollout-sampling task decodes.
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
+#include <sstream>
 
 #include "ctm/core/error.hpp"
 #include "ctm/core/rng.hpp"
+#include "ctm/data/dataset.hpp"
+#include "ctm/data/prompt.hpp"
 #include "ctm/engine/engine.hpp"
 #include "ctm/model/loader.hpp"
 #include "ctm/model/small_batch_linear.hpp"
+#include "ctm/tasks/common.hpp"
 #include "ctm/tasks/task.hpp"
 
 namespace ctm::tasks {
@@ -48,27 +58,38 @@ double gemm_gflops(int64_t m, int64_t k, int64_t n, int reps) {
   return 2.0 * m * k * n / best / 1e9;
 }
 
-// Decode-shaped products [rows, k] x [n, k]^T over `count` distinct weight matrices (together far larger than
-// the caches, so the weights stream from memory as in a decode step): OpenBLAS (torch::linear) and ctm's
-// small-batch kernel, best of 3 passes, GFLOP/s.
-std::pair<double, double> streamed_gemm_gflops(int64_t rows, int64_t k, int64_t n, int64_t count) {
+// Decode-shaped products [rows, k] x [n, k]^T through ctm's small-batch kernel, GFLOP/s (best of 3 passes):
+// over `count` distinct weight matrices (count > 1: together far larger than the caches, so the weights
+// stream from memory as in a decode step), or `reps` times over one (count == 1: weights in cache).
+double small_batch_gflops(int64_t rows, int64_t k, int64_t n, int64_t count, int64_t reps) {
   const auto x = torch::randn({rows, k});
   std::vector<torch::Tensor> ws;
   for (int64_t i = 0; i < count; ++i) ws.push_back(torch::randn({n, k}));
   auto y = torch::empty({rows, n});
-  double best_blas = 1e30, best_ctm = 1e30;
-  for (int rep = 0; rep < 3; ++rep) {
-    auto t0 = std::chrono::steady_clock::now();
-    for (const auto& w : ws) y = torch::linear(x, w);
-    best_blas = std::min(best_blas, seconds_since(t0));
-    t0 = std::chrono::steady_clock::now();
-    for (const auto& w : ws)
-      model::small_batch_linear(x.data_ptr<float>(), rows, k, w.data_ptr<float>(), n, nullptr,
-                                y.data_ptr<float>());
-    best_ctm = std::min(best_ctm, seconds_since(t0));
+  double best = 1e30;
+  for (int pass = 0; pass < 3; ++pass) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int64_t r = 0; r < reps; ++r)
+      for (const auto& w : ws)
+        model::small_batch_linear(x.data_ptr<float>(), rows, k, w.data_ptr<float>(), n, nullptr,
+                                  y.data_ptr<float>());
+    best = std::min(best, seconds_since(t0));
   }
-  const double flops = 2.0 * rows * k * n * count;
-  return {flops / best_blas / 1e9, flops / best_ctm / 1e9};
+  return 2.0 * rows * k * n * count * reps / best / 1e9;
+}
+
+// The same streamed products through OpenBLAS.
+double streamed_blas_gflops(int64_t rows, int64_t k, int64_t n, int64_t count) {
+  const auto x = torch::randn({rows, k});
+  std::vector<torch::Tensor> ws;
+  for (int64_t i = 0; i < count; ++i) ws.push_back(torch::randn({n, k}));
+  double best = 1e30;
+  for (int pass = 0; pass < 3; ++pass) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (const auto& w : ws) torch::linear(x, w);
+    best = std::min(best, seconds_since(t0));
+  }
+  return 2.0 * rows * k * n * count / best / 1e9;
 }
 
 // Matrix-product FLOPs of one decode step of one sequence whose context (keys read) is ctx tokens.
@@ -83,48 +104,134 @@ double decode_flops(const model::ModelConfig& c, int64_t ctx) {
 struct CaseResult {
   std::string name;
   int64_t batch, prompt, new_tokens;
-  double prefill_s, decode_tok_s, ms_per_step, sample_ms_per_step, gflops, fraction;
+  double prefill_s, tok_s, decode_tok_s, ms_per_step, sample_ms_per_step, gflops, fraction, cores;
 };
 
-CaseResult run_case(model::Transformer& m, const std::string& name, int64_t requests, int64_t n,
-                    int64_t prompt, int64_t new_tokens, double gemm) {
-  const auto& c = m.config();
-  Rng rng(mix_seed(1234, requests, n));
-  std::vector<engine::Request> reqs(requests);
-  for (int64_t i = 0; i < requests; ++i) {
-    reqs[i].id = i;
-    for (int64_t t = 0; t < prompt; ++t)
-      reqs[i].prompt_ids.push_back(static_cast<int32_t>(rng.below(c.vocab_size)));
-    reqs[i].params.n = n;
-    reqs[i].params.temperature = 1.0;  // the paper's workload: temperature sampling with top_p 0.95
-    reqs[i].params.top_p = 0.95;
-    reqs[i].params.max_new_tokens = new_tokens;
-    reqs[i].params.ignore_eos = true;  // every sample runs the full length: a fixed amount of work
-  }
-  engine::EngineOptions o;
-  o.max_batch = requests * n;
-  o.progress = false;
-  engine::Engine eng(m, static_cast<const text::Tokenizer*>(nullptr), o);
+// Runs the requests (every sample new_tokens long after a prompt of `prompt` tokens) and reads the rates:
+// tokens/s over the whole call (prefill included) and over the decode steps, FLOP rate of the decode steps
+// against the compute bound, and the cores used (process CPU time over wall time).
+CaseResult run_case(engine::Engine& eng, const model::ModelConfig& cfg, const std::string& name,
+                    const std::vector<engine::Request>& reqs, int64_t prompt, int64_t new_tokens,
+                    double bound) {
+  const std::clock_t cpu0 = std::clock();
   eng.generate(reqs);
+  const double cpu_s = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC;
   const auto& st = eng.stats();
   // Decode steps of one sample read prompt + 1 .. prompt + new_tokens - 1 keys (the first token comes from
-  // the prefill).
+  // the prompt's logits).
   double flops = 0;
-  for (int64_t j = 1; j < new_tokens; ++j) flops += decode_flops(c, prompt + j);
-  flops *= static_cast<double>(requests * n);
+  for (int64_t j = 1; j < new_tokens; ++j) flops += decode_flops(cfg, prompt + j);
+  flops *= static_cast<double>(st.samples);
   const double seconds = st.decode_s + st.sample_s;
   CaseResult r;
   r.name = name;
-  r.batch = requests * n;
+  r.batch = st.samples;
   r.prompt = prompt;
   r.new_tokens = new_tokens;
   r.prefill_s = st.prefill_s;
+  r.tok_s = static_cast<double>(st.generated_tokens) / st.total_s;
   r.decode_tok_s = static_cast<double>(st.decode_slot_steps) / seconds;
   r.ms_per_step = 1e3 * seconds / static_cast<double>(st.decode_steps);
   r.sample_ms_per_step = 1e3 * st.sample_s / static_cast<double>(st.decode_steps);
   r.gflops = flops / seconds / 1e9;
-  r.fraction = r.gflops / gemm;
+  r.fraction = r.gflops / bound;
+  r.cores = cpu_s / st.total_s;
   return r;
+}
+
+engine::Request bench_request(int64_t id, int64_t n, int64_t new_tokens) {
+  engine::Request r;
+  r.id = id;
+  r.params.n = n;
+  r.params.temperature = 1.0;  // the paper's workload: temperature sampling with top_p 0.95
+  r.params.top_p = 0.95;
+  r.params.max_new_tokens = new_tokens;
+  r.params.ignore_eos = true;  // every sample runs the full length: a fixed amount of work
+  return r;
+}
+
+engine::EngineOptions bench_options(int64_t max_batch) {
+  engine::EngineOptions o;
+  o.max_batch = max_batch;
+  o.progress = false;
+  return o;
+}
+
+// The random ~110M model: `requests` random prompts of `prompt` tokens, n samples each.
+CaseResult random_case(model::Transformer& m, const std::string& name, int64_t requests, int64_t n,
+                       int64_t prompt, int64_t new_tokens, double bound) {
+  Rng rng(mix_seed(1234, requests, n));
+  std::vector<engine::Request> reqs;
+  for (int64_t i = 0; i < requests; ++i) {
+    reqs.push_back(bench_request(i, n, new_tokens));
+    for (int64_t t = 0; t < prompt; ++t)
+      reqs.back().prompt_ids.push_back(static_cast<int32_t>(rng.below(m.config().vocab_size)));
+  }
+  engine::Engine eng(m, static_cast<const text::Tokenizer*>(nullptr), bench_options(requests * n));
+  return run_case(eng, m.config(), name, reqs, prompt, new_tokens, bound);
+}
+
+// The tiny model on the ARITH prompt: 64 samples of the prompt, or 64 rollouts from a cached trajectory (the
+// prompt and 2 x new_tokens tokens of the model's own greedy answer) cut after the first new_tokens of them.
+CaseResult tiny_case(model::Transformer& m, const text::Tokenizer& tok, bool rollouts, int64_t new_tokens,
+                     double bound) {
+  const auto kind = data::DatasetKind::ARITH;
+  const auto problems = data::load_problems(data::test_split_path(kind, data_dir()), 1);
+  const std::vector<int32_t> prompt =
+      tok.encode(data::PromptBuilder(kind, data_dir()).build(problems.at(0).question), false);
+  engine::Engine eng(m, tok, bench_options(64));
+  engine::Request r = bench_request(0, 64, new_tokens);
+  const int64_t P = static_cast<int64_t>(prompt.size());
+  if (!rollouts) {
+    r.prompt_ids = prompt;
+    return run_case(eng, m.config(), "tiny, 64 samples", {r}, P, new_tokens, bound);
+  }
+  engine::Request answer = bench_request(1, 1, 2 * new_tokens);
+  answer.params.temperature = 0;
+  answer.prompt_ids = prompt;
+  std::vector<int32_t> trajectory = prompt;
+  for (int32_t id : eng.generate({answer})[0].completions[0].token_ids) trajectory.push_back(id);
+  r.prefix = eng.cache_prefix(trajectory, P - 1);
+  r.prefix_len = P + new_tokens;
+  return run_case(eng, m.config(), "tiny, 64 rollouts of a cached cut", {r}, P + new_tokens, new_tokens,
+                  bound);
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// The machine's float32 matrix rate: the best of torch products of square and decode shapes and of ctm's
+// small-batch kernel on a decode-shaped product whose weights stay in cache. Prints each.
+double compute_bound() {
+  const std::vector<std::array<int64_t, 4>> shapes = {{2048, 2048, 2048, 3},
+                                                      {1024, 1024, 1024, 10},
+                                                      {64, 768, 2048, 50},
+                                                      {64, 2048, 768, 50},
+                                                      {512, 768, 2048, 10}};
+  double bound = 0;
+  for (const auto& s : shapes) {
+    const double rate = gemm_gflops(s[0], s[1], s[2], static_cast<int>(s[3]));
+    std::printf("float32 GEMM %lld x %lld x %lld (torch): %.1f GFLOP/s\n", (long long)s[0], (long long)s[1],
+                (long long)s[2], rate);
+    bound = std::max(bound, rate);
+  }
+  if (model::small_batch_applies(torch::zeros({64, 256}), torch::zeros({768, 256}))) {
+    const double own = small_batch_gflops(64, 256, 768, 1, 200);
+    std::printf("float32 64 x 256 x 768, weights in cache (ctm small-batch kernel): %.1f GFLOP/s\n", own);
+    bound = std::max(bound, own);
+    std::printf(
+        "decode-shaped 64 x 768 x 2048 over 48 matrices (302 MB, streamed from memory): OpenBLAS %.1f "
+        "GFLOP/s, "
+        "ctm small-batch kernel %.1f GFLOP/s\n",
+        streamed_blas_gflops(64, 768, 2048, 48), small_batch_gflops(64, 768, 2048, 48, 1));
+  }
+  std::printf("compute bound of this machine (the best of these): %.1f GFLOP/s\n", bound);
+  return bound;
 }
 
 }  // namespace
@@ -132,55 +239,65 @@ CaseResult run_case(model::Transformer& m, const std::string& name, int64_t requ
 int bench_sampling(const TaskContext& ctx) {
   if (ctx.comm.rank() != 0) return 0;
   c10::InferenceMode inference;
-  const int64_t prompt = ctx.vm.count("prompt_tokens") ? ctx.vm["prompt_tokens"].as<int64_t>() : 64;
-  const int64_t new_tokens = ctx.vm.count("new_tokens") ? ctx.vm["new_tokens"].as<int64_t>() : 64;
-  const int64_t rollout_prefix =
-      ctx.vm.count("rollout_prefix") ? ctx.vm["rollout_prefix"].as<int64_t>() : 512;
-  if (prompt < 1 || new_tokens < 2 || rollout_prefix < 1)
-    throw UsageError("bench sampling: --prompt_tokens >= 1, --new_tokens >= 2 and --rollout_prefix >= 1");
-  const auto cfg = bench_config();
-  auto m = model::init_model(cfg, 42, torch::kCPU, torch::kFloat32);
-  std::printf(
-      "model: Llama d %lld, %lld layers, %lld heads, SwiGLU %lld, vocab %lld, tied head: %.1fM parameters\n",
-      (long long)cfg.hidden_size, (long long)cfg.num_layers, (long long)cfg.num_heads,
-      (long long)cfg.intermediate_size, (long long)cfg.vocab_size, cfg.num_parameters() / 1e6);
-  // The machine's matrix rate: the best of square products and of the decode step's own shapes.
-  const std::vector<std::array<int64_t, 4>> shapes = {{2048, 2048, 2048, 3},
-                                                      {1024, 1024, 1024, 10},
-                                                      {64, 768, 2048, 50},
-                                                      {64, 2048, 768, 50},
-                                                      {512, 768, 2048, 10}};
-  double gemm = 0;
-  for (const auto& s : shapes) {
-    const double rate = gemm_gflops(s[0], s[1], s[2], static_cast<int>(s[3]));
-    std::printf("float32 GEMM %lld x %lld x %lld: %.1f GFLOP/s\n", (long long)s[0], (long long)s[1],
-                (long long)s[2], rate);
-    gemm = std::max(gemm, rate);
-  }
-  std::printf("float32 GEMM rate of this machine (the best of these): %.1f GFLOP/s\n", gemm);
-  if (model::small_batch_applies(torch::zeros({64, 768}), torch::zeros({2048, 768}))) {
-    const auto [blas, own] = streamed_gemm_gflops(64, 768, 2048, 48);
-    std::printf(
-        "decode-shaped 64 x 768 x 2048 over 48 matrices (302 MB, streamed from memory): OpenBLAS %.1f "
-        "GFLOP/s, "
-        "ctm small-batch kernel %.1f GFLOP/s\n",
-        blas, own);
-  }
+  const int64_t prompt = ctx.vm["prompt_tokens"].as<int64_t>();
+  const int64_t new_tokens = ctx.vm["new_tokens"].as<int64_t>();
+  const int64_t rollout_prefix = ctx.vm["rollout_prefix"].as<int64_t>();
+  const int repeat = ctx.vm["repeat"].as<int>();
+  if (prompt < 1 || new_tokens < 2 || rollout_prefix < 1 || repeat < 1)
+    throw UsageError(
+        "bench sampling: --prompt_tokens >= 1, --new_tokens >= 2, --rollout_prefix >= 1 and --repeat >= 1");
+  const std::vector<std::string> all = {"b1", "b8", "b64", "rollouts", "tiny", "tiny_rollouts"};
+  const auto cases = split_commas(ctx.vm["cases"].as<std::string>());
+  for (const auto& c : cases)
+    if (std::find(all.begin(), all.end(), c) == all.end())
+      throw UsageError(
+          str("bench sampling: unknown case '", c, "' (b1, b8, b64, rollouts, tiny, tiny_rollouts)"));
+  auto wanted = [&](const char* c) { return std::find(cases.begin(), cases.end(), c) != cases.end(); };
+
+  const double bound = compute_bound();
   std::printf("sampling at temperature 1, top_p 0.95, every sample runs the full length\n\n");
   std::vector<CaseResult> rows;
-  rows.push_back(run_case(*m, "batch 1", 1, 1, prompt, new_tokens, gemm));
-  rows.push_back(run_case(*m, "batch 8", 8, 1, prompt, new_tokens, gemm));
-  rows.push_back(run_case(*m, "batch 64", 64, 1, prompt, new_tokens, gemm));
-  rows.push_back(run_case(*m, "64 rollouts, one prefix", 1, 64, rollout_prefix, new_tokens, gemm));
+  if (wanted("b1") || wanted("b8") || wanted("b64") || wanted("rollouts")) {
+    const auto cfg = bench_config();
+    auto m = model::init_model(cfg, 42, torch::kCPU, torch::kFloat32);
+    std::printf(
+        "random model: Llama d %lld, %lld layers, %lld heads, SwiGLU %lld, vocab %lld, tied head: %.1fM "
+        "parameters\n",
+        (long long)cfg.hidden_size, (long long)cfg.num_layers, (long long)cfg.num_heads,
+        (long long)cfg.intermediate_size, (long long)cfg.vocab_size, cfg.num_parameters() / 1e6);
+    for (int i = 0; i < repeat; ++i) {
+      if (wanted("b1")) rows.push_back(random_case(*m, "batch 1", 1, 1, prompt, new_tokens, bound));
+      if (wanted("b8")) rows.push_back(random_case(*m, "batch 8", 8, 1, prompt, new_tokens, bound));
+      if (wanted("b64")) rows.push_back(random_case(*m, "batch 64", 64, 1, prompt, new_tokens, bound));
+      if (wanted("rollouts"))
+        rows.push_back(random_case(*m, "64 rollouts, one prefix", 1, 64, rollout_prefix, new_tokens, bound));
+    }
+  }
+  if (wanted("tiny") || wanted("tiny_rollouts")) {
+    const std::string dir = data_dir() + "/models/tiny";
+    auto m = model::load_model(dir, torch::kCPU, torch::kFloat32);
+    const auto tok = text::Tokenizer::load(dir);
+    std::printf("tiny model: %s (d %lld, %lld layers, vocab %lld)\n", dir.c_str(),
+                (long long)m->config().hidden_size, (long long)m->config().num_layers,
+                (long long)m->config().vocab_size);
+    for (int i = 0; i < repeat; ++i) {
+      if (wanted("tiny")) rows.push_back(tiny_case(*m, tok, false, new_tokens, bound));
+      if (wanted("tiny_rollouts")) rows.push_back(tiny_case(*m, tok, true, new_tokens, bound));
+    }
+  }
   std::printf(
-      "| case | batch | prompt | new | prefill s | decode tok/s | ms/step | of which sampling | GFLOP/s | of "
-      "GEMM |\n");
-  std::printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+      "\n| case | batch | prompt | new | prefill s | tok/s | decode tok/s | ms/step | of which sampling | "
+      "GFLOP/s "
+      "| of bound | cores |\n");
+  std::printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (const auto& r : rows)
-    std::printf("| %s | %lld | %lld | %lld | %.2f | %.1f | %.1f | %.1f | %.1f | %.2f |\n", r.name.c_str(),
-                (long long)r.batch, (long long)r.prompt, (long long)r.new_tokens, r.prefill_s, r.decode_tok_s,
-                r.ms_per_step, r.sample_ms_per_step, r.gflops, r.fraction);
-  std::printf("decode_b64_fraction_of_gemm: %.3f\n", rows[2].fraction);
+    std::printf("| %s | %lld | %lld | %lld | %.2f | %.0f | %.0f | %.2f | %.2f | %.1f | %.2f | %.2f |\n",
+                r.name.c_str(), (long long)r.batch, (long long)r.prompt, (long long)r.new_tokens, r.prefill_s,
+                r.tok_s, r.decode_tok_s, r.ms_per_step, r.sample_ms_per_step, r.gflops, r.fraction, r.cores);
+  for (const auto& r : rows)
+    if (r.name == "batch 64") std::printf("decode_b64_fraction_of_bound: %.3f\n", r.fraction);
+  for (const auto& r : rows)
+    if (r.name.rfind("tiny", 0) == 0) std::printf("%s: %.0f decode tok/s\n", r.name.c_str(), r.decode_tok_s);
   std::fflush(stdout);
   return 0;
 }
