@@ -120,6 +120,22 @@ torch::Tensor as_rows(const torch::Tensor& x) {
   return x.size(0) == 1 && x.size(2) != 1 ? x[0].transpose(0, 1) : x.select(2, 0);
 }
 
+// Rows [R, heads, D] of a tensor as float32 rows: a base pointer and a row stride, with no copy when each
+// row's heads lie contiguously (the row decoder's q/k/v views into its qkv buffer); else a contiguous copy,
+// held.
+struct Rows {
+  torch::Tensor held;
+  const float* data;
+  int64_t stride;
+};
+Rows float_rows(const torch::Tensor& x_RHD) {
+  const int64_t H = x_RHD.size(1), D = x_RHD.size(2);
+  if (x_RHD.scalar_type() == torch::kFloat32 && x_RHD.stride(2) == 1 && (H == 1 || x_RHD.stride(1) == D))
+    return {x_RHD, x_RHD.data_ptr<float>(), x_RHD.stride(0)};
+  auto c = x_RHD.to(torch::kFloat32).contiguous();
+  return {c, c.data_ptr<float>(), H * D};
+}
+
 }  // namespace
 
 torch::Tensor SharedPrefixCache::attend_extend(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
@@ -132,21 +148,29 @@ torch::Tensor SharedPrefixCache::attend_extend(int64_t layer, const torch::Tenso
   torch::Tensor out_THD;
   if (use_kernel()) {
     // Row t is a slot of its own that reads positions 0 .. start+t of the blocks: one group.
-    const auto qc = q_THD.contiguous(), kc = k_TKD.contiguous(), vc = v_TKD.contiguous();
+    const Rows qr = float_rows(q_THD);
     // Every row's key/value first: a row reads those of the rows before it.
     const std::vector<const int32_t*> blocks(T, extend_blocks_->data());
     std::vector<int64_t> pos(T);
     for (int64_t t = 0; t < T; ++t) pos[t] = start + t;
-    const NewRows rows{kc.data_ptr<float>(), vc.data_ptr<float>(), blocks.data(), pos.data()};
+    const Rows kr = float_rows(k_TKD), vr = float_rows(v_TKD);
+    const NewRows rows{kr.data,
+                       kr.stride,
+                       vr.data,
+                       vr.stride,
+                       blocks.data(),
+                       pos.data(),
+                       k_pool_[layer].data_ptr<float>(),
+                       v_pool_[layer].data_ptr<float>()};
     parallel_ranges(T, 8, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r)
-        for (int64_t h = 0; h < num_kv_heads_; ++h) write_row_cpu(layer, rows, r, h);
+        for (int64_t h = 0; h < num_kv_heads_; ++h) write_row_cpu(rows, r, h);
     });
     out_THD = torch::empty({T, H, D}, torch::kFloat32);
     std::vector<detail::AttentionSlot> slots(T);
     std::vector<int64_t> members(T);
     for (int64_t t = 0; t < T; ++t) {
-      slots[t] = {qc.data_ptr<float>() + t * H * D,
+      slots[t] = {qr.data + t * qr.stride,
                   out_THD.data_ptr<float>() + t * H * D,
                   extend_blocks_->data(),
                   start + t + 1,
@@ -216,14 +240,13 @@ torch::Tensor SharedPrefixCache::attend_decode_reference(int64_t layer, const to
   return torch::cat(outs, 0);
 }
 
-void SharedPrefixCache::write_row_cpu(int64_t layer, const NewRows& rows, int64_t r, int64_t h) {
+void SharedPrefixCache::write_row_cpu(const NewRows& rows, int64_t r, int64_t h) const {
   const int64_t K = num_kv_heads_, D = head_dim_, BS = block_size_;
   const int64_t blk = rows.blocks[r][rows.positions[r] / BS], off = rows.positions[r] % BS;
-  const float* kr = rows.k + (r * K + h) * D;
-  float* kt =
-      k_pool_[layer].data_ptr<float>() + ((blk * K + h) * D) * BS + off;  // transposed within the block
+  const float* kr = rows.k + r * rows.k_stride + h * D;
+  float* kt = rows.k_pool + ((blk * K + h) * D) * BS + off;  // transposed within the block
   for (int64_t d = 0; d < D; ++d) kt[d * BS] = kr[d];
-  std::memcpy(v_pool_[layer].data_ptr<float>() + ((blk * K + h) * BS + off) * D, rows.v + (r * K + h) * D,
+  std::memcpy(rows.v_pool + ((blk * K + h) * BS + off) * D, rows.v + r * rows.v_stride + h * D,
               D * sizeof(float));
 }
 
@@ -253,8 +276,7 @@ void SharedPrefixCache::attend_cpu(int64_t layer, int64_t H, const std::vector<d
   parallel_tasks(static_cast<int64_t>(tasks.size()), [&](int64_t i) {
     const Task& t = tasks[i];
     if (own_rows)
-      for (int64_t m = t.first; m < t.first + t.count; ++m)
-        write_row_cpu(layer, *own_rows, group_slots[m], t.kh);
+      for (int64_t m = t.first; m < t.first + t.count; ++m) write_row_cpu(*own_rows, group_slots[m], t.kh);
     detail::attend_group(pool, slots.data(), group_slots + t.first, t.count, t.kh);
   });
 }
@@ -262,26 +284,29 @@ void SharedPrefixCache::attend_cpu(int64_t layer, int64_t H, const std::vector<d
 torch::Tensor SharedPrefixCache::attend_decode_cpu(int64_t layer, const torch::Tensor& q_in,
                                                    const torch::Tensor& k_in, const torch::Tensor& v_in) {
   const int64_t S = q_in.size(0), H = q_in.size(1), D = head_dim_;
-  const auto q = q_in.to(torch::kFloat32).contiguous();  // [S, H, 1, D]
-  const auto k = k_in.to(torch::kFloat32).contiguous();  // [S, K, 1, D]
-  const auto v = v_in.to(torch::kFloat32).contiguous();
+  const Rows q = float_rows(q_in.select(2, 0));  // [S, H, D]
   std::vector<const int32_t*> blocks(S);
   std::vector<int64_t> positions(S);
   for (int64_t s = 0; s < S; ++s) {
     blocks[s] = slots_[s].suffix->data();
     positions[s] = slots_[s].suffix_len;
   }
-  const NewRows own{k.data_ptr<float>(), v.data_ptr<float>(), blocks.data(), positions.data()};
+  const Rows kr = float_rows(k_in.select(2, 0)), vr = float_rows(v_in.select(2, 0));
+  const NewRows own{kr.data,
+                    kr.stride,
+                    vr.data,
+                    vr.stride,
+                    blocks.data(),
+                    positions.data(),
+                    k_pool_[layer].data_ptr<float>(),
+                    v_pool_[layer].data_ptr<float>()};
   auto out = torch::empty({S, H, 1, D}, torch::kFloat32);
   std::vector<detail::AttentionSlot> slots(S);
   for (int64_t s = 0; s < S; ++s) {
     const Slot& sl = slots_[s];
-    slots[s] = {q.data_ptr<float>() + s * H * D,
-                out.data_ptr<float>() + s * H * D,
-                sl.prefix->data(),
-                sl.prefix_len,
-                sl.suffix->data(),
-                sl.suffix_len + 1};
+    slots[s] = {q.data + s * q.stride, out.data_ptr<float>() + s * H * D,
+                sl.prefix->data(),     sl.prefix_len,
+                sl.suffix->data(),     sl.suffix_len + 1};
   }
   attend_cpu(layer, H, slots, group_slots_.data(), group_offsets_.data(),
              static_cast<int64_t>(group_offsets_.size()) - 1, &own);

@@ -76,14 +76,19 @@ class SharedPrefixCache : public model::AttentionBackend {
                               const torch::Tensor& v);
   torch::Tensor attend_decode_reference(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
                                         const torch::Tensor& v);
-  // New keys/values k, v [R, K, D]; row r goes to position positions[r] of block list blocks[r].
+  // New keys/values: rows of [K, D] (k + r * k_stride, v + r * v_stride); row r goes to position
+  // positions[r] of block list blocks[r], in the pools of one layer.
   struct NewRows {
     const float* k;
+    int64_t k_stride;
     const float* v;
+    int64_t v_stride;
     const int32_t* const* blocks;
     const int64_t* positions;
+    float* k_pool;
+    float* v_pool;
   };
-  void write_row_cpu(int64_t layer, const NewRows& rows, int64_t r, int64_t kv_head);
+  void write_row_cpu(const NewRows& rows, int64_t r, int64_t kv_head) const;
   // The CPU kernel for groups of slots, split across the workers; with own_rows, slot s's new key/value (row
   // s) is written first, by the task that reads it.
   void attend_cpu(int64_t layer, int64_t H, const std::vector<detail::AttentionSlot>& slots,
