@@ -154,14 +154,7 @@ torch::Tensor SharedPrefixCache::attend_extend(int64_t layer, const torch::Tenso
     std::vector<int64_t> pos(T);
     for (int64_t t = 0; t < T; ++t) pos[t] = start + t;
     const Rows kr = float_rows(k_TKD), vr = float_rows(v_TKD);
-    const NewRows rows{kr.data,
-                       kr.stride,
-                       vr.data,
-                       vr.stride,
-                       blocks.data(),
-                       pos.data(),
-                       k_pool_[layer].data_ptr<float>(),
-                       v_pool_[layer].data_ptr<float>()};
+    const NewRows rows = new_rows(layer, kr.data, kr.stride, vr.data, vr.stride, blocks.data(), pos.data());
     parallel_ranges(T, 8, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r)
         for (int64_t h = 0; h < num_kv_heads_; ++h) write_row_cpu(rows, r, h);
@@ -240,6 +233,20 @@ torch::Tensor SharedPrefixCache::attend_decode_reference(int64_t layer, const to
   return torch::cat(outs, 0);
 }
 
+SharedPrefixCache::NewRows SharedPrefixCache::new_rows(int64_t layer, const float* k, int64_t k_stride,
+                                                       const float* v, int64_t v_stride,
+                                                       const int32_t* const* blocks,
+                                                       const int64_t* positions) {
+  return {k,
+          k_stride,
+          v,
+          v_stride,
+          blocks,
+          positions,
+          k_pool_[layer].data_ptr<float>(),
+          v_pool_[layer].data_ptr<float>()};
+}
+
 void SharedPrefixCache::write_row_cpu(const NewRows& rows, int64_t r, int64_t h) const {
   const int64_t K = num_kv_heads_, D = head_dim_, BS = block_size_;
   const int64_t blk = rows.blocks[r][rows.positions[r] / BS], off = rows.positions[r] % BS;
@@ -292,14 +299,8 @@ torch::Tensor SharedPrefixCache::attend_decode_cpu(int64_t layer, const torch::T
     positions[s] = slots_[s].suffix_len;
   }
   const Rows kr = float_rows(k_in.select(2, 0)), vr = float_rows(v_in.select(2, 0));
-  const NewRows own{kr.data,
-                    kr.stride,
-                    vr.data,
-                    vr.stride,
-                    blocks.data(),
-                    positions.data(),
-                    k_pool_[layer].data_ptr<float>(),
-                    v_pool_[layer].data_ptr<float>()};
+  const NewRows own =
+      new_rows(layer, kr.data, kr.stride, vr.data, vr.stride, blocks.data(), positions.data());
   auto out = torch::empty({S, H, 1, D}, torch::kFloat32);
   std::vector<detail::AttentionSlot> slots(S);
   for (int64_t s = 0; s < S; ++s) {

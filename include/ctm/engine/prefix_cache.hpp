@@ -88,6 +88,8 @@ class SharedPrefixCache : public model::AttentionBackend {
     float* k_pool;
     float* v_pool;
   };
+  NewRows new_rows(int64_t layer, const float* k, int64_t k_stride, const float* v, int64_t v_stride,
+                   const int32_t* const* blocks, const int64_t* positions);
   void write_row_cpu(const NewRows& rows, int64_t r, int64_t kv_head) const;
   // The CPU kernel for groups of slots, split across the workers; with own_rows, slot s's new key/value (row
   // s) is written first, by the task that reads it.
