@@ -128,6 +128,14 @@ void copy_tensor_from(const io::SafetensorsFile& file, const io::TensorInfo& inf
 std::shared_ptr<Transformer> load_model(const std::string& dir, torch::Device device, torch::Dtype dtype) {
   const ModelConfig config = ModelConfig::load(dir + "/config.json");
   io::SafetensorsSet weights(dir);
+  // Before allocating anything: a config that describes more weights than the files hold is wrong (a typo in
+  // hidden_size would otherwise ask for terabytes).
+  int64_t stored = 0;
+  for (const auto& name : weights.names()) stored += weights.info(name).numel();
+  if (config.num_parameters() > stored)
+    throw Error(ctm::str(dir, "/config.json describes ", config.num_parameters(),
+                         " parameters but the weights hold ", stored,
+                         " (is config.json the one of these weights?)"));
   auto model = std::make_shared<Transformer>(config, device, dtype);
   std::set<std::string> expected;
   for (auto& [name, tensor] : model->named_parameters()) {
