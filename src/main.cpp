@@ -6,9 +6,11 @@
 
 #include <cstdio>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "ctm/core/atomic_file.hpp"
 #include "ctm/core/error.hpp"
 #include "ctm/core/log.hpp"
 #include "ctm/core/signal.hpp"
@@ -34,6 +36,23 @@ void print_general_help(std::ostream& os) {
     std::string name = t.name;
     name.resize(22, ' ');
     os << "  " << name << t.summary << (t.run ? "" : "  [not implemented yet]") << "\n";
+  }
+}
+
+// `key = value` lines of a --config file (a UTF-8 byte-order mark, as some editors write, is skipped).
+void store_config_file(const std::string& file, const po::options_description& all, po::variables_map& vm) {
+  std::string text;
+  try {
+    text = read_file(file);
+  } catch (const Error& e) {
+    throw UsageError(str("--config: ", e.what()));
+  }
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
+  std::istringstream in(text);
+  try {
+    po::store(po::parse_config_file(in, all), vm);
+  } catch (const po::error& e) {
+    throw UsageError(str("--config '", file, "': ", e.what()));
   }
 }
 
@@ -76,7 +95,7 @@ int run(int argc, char** argv, dist::Comm& comm) {
 
   CommonOptions common;
   po::options_description common_desc("common options");
-  add_common_options(common_desc, common);
+  add_common_options(common_desc, common, task->name);
   common_desc.add_options()("help,h", "show the options of this task");
   po::options_description task_desc(str("options of ", task->name));
   if (task->add_options) task->add_options(task_desc);
@@ -95,19 +114,13 @@ int run(int argc, char** argv, dist::Comm& comm) {
     po::positional_options_description positional;
     if (task_desc.find_nothrow("what", false)) positional.add("what", 1);
     po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    if (vm.count("config")) {
-      const std::string file = vm["config"].as<std::string>();
-      try {
-        po::store(po::parse_config_file<char>(file.c_str(), all), vm);
-      } catch (const po::error& e) {
-        throw UsageError(str("--config '", file, "': ", e.what()));
-      }
-    }
+    if (vm.count("config")) store_config_file(vm["config"].as<std::string>(), all, vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw UsageError(e.what());
   }
   common.task_name = task->name;
+  check_common_options(common);
 
   setup_logging(comm.rank(), comm.size(), common.log_level);
   if (!task->run) {
@@ -132,9 +145,11 @@ int main(int argc, char** argv) {
   } catch (const UsageError& e) {
     std::cerr << who << ": error: " << e.what() << "\n";
     code = kExitUsage;
-  } catch (const Stopped&) {
-    std::cerr << who << ": stopped on request after saving progress; rerun the same command to resume\n";
-    code = kExitStopped;
+  } catch (const Stopped& s) {
+    // Every rank agreed to stop (a collective decision), so MPI ends normally and mpirun/srun report 143.
+    if (comm.rank() == 0) std::cerr << "ctm: stopped on request: " << s.kept << "\n";
+    std::cout.flush();
+    return kExitStopped;
   } catch (const Error& e) {
     std::cerr << who << ": error: " << e.what() << "\n";
     code = kExitError;

@@ -6,11 +6,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
 #include "ctm/core/error.hpp"
 #include "ctm/core/worker_pool.hpp"
+#include "ctm/data/dataset.hpp"
+#include "ctm/data/prompt.hpp"
 
 namespace ctm::tasks {
 namespace fs = std::filesystem;
@@ -43,6 +46,47 @@ std::string resolve_model_path(const CommonOptions& common) {
 
 std::string output_path(const CommonOptions& common, const std::string& sub) {
   return (fs::path(common.output_dir) / sub).string();
+}
+
+int64_t int_option(const TaskContext& ctx, const char* name, int64_t lo, int64_t hi) {
+  const int64_t v = ctx.vm[name].as<int64_t>();
+  if (v < lo || v > hi) throw UsageError(str("--", name, " must be in [", lo, ", ", hi, "] (got ", v, ")"));
+  return v;
+}
+
+double real_option(const TaskContext& ctx, const char* name, double lo, double hi) {
+  const double v = ctx.vm[name].as<double>();
+  if (!(v >= lo && v <= hi))
+    throw UsageError(str("--", name, " must be in [", lo, ", ", hi, "] (got ", v, ")"));
+  return v;
+}
+
+bool option_given(const TaskContext& ctx, const char* name) {
+  return ctx.vm.count(name) > 0 && !ctx.vm[name].defaulted();
+}
+
+std::string run_tag(double t, int64_t n, int64_t default_n, uint64_t seed) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "T%.2f", t);
+  std::string tag = buf;
+  if (n != default_n) tag += str(".n", n);
+  if (seed != 42) tag += str(".seed", seed);
+  return tag;
+}
+
+std::string startup_tag(const TaskContext& ctx, const std::string& model) {
+  const CommonOptions& c = ctx.common;
+  const double t =
+      option_given(ctx, "t") ? c.t : data::default_temperature(model, data::parse_dataset(c.dataset_name));
+  const int64_t n = option_given(ctx, "sampling_n") ? c.sampling_n : kPaperSamples;
+  return run_tag(t, n, kPaperSamples, c.seed);
+}
+
+StartupDataPaths startup_data_paths(const CommonOptions& common, const std::string& model,
+                                    const std::string& tag) {
+  const std::string stem = output_path(common, "data/" + model + "/" + common.dataset_name);
+  return {stem + ".samples." + tag + ".jsonl", stem + ".samples." + tag + ".config.json",
+          stem + ".sft." + tag + ".json", stem + ".dpo_top_k1." + tag + ".json"};
 }
 
 void configure_cpu_threads(int ranks_on_node) {

@@ -1,6 +1,10 @@
 // The table of tasks: name, one-line summary, its options, its entry point. A row whose run is nullptr is a
 // task that is not implemented yet: ctm says so and exits 3.
 #include <algorithm>
+#include <cmath>
+
+#include "ctm/core/error.hpp"
+#include "ctm/engine/engine.hpp"
 
 #include "ctm/tasks/all.hpp"
 #include "ctm/tasks/task.hpp"
@@ -48,7 +52,34 @@ const TaskInfo* find_task(const std::string& name) {
   return it == tasks.end() ? nullptr : &*it;
 }
 
-void add_common_options(po::options_description& desc, CommonOptions& c) {
+namespace {
+
+// Tasks that sample at the paper's temperature (DESIGN.md §2 table) with 64 samples unless told otherwise.
+// Tasks that sample, or read the samples of, the startup data: their --t and --sampling_n default to the
+// paper's table and 64 (and pick the files of that run tag).
+bool samples_at_paper_settings(const std::string& task) {
+  for (const char* t : {"prepare_startup_data", "train_ce", "calculate_ce_score", "train_cdpo", "train_sft",
+                        "sampling", "pipeline"})
+    if (task == t) return true;
+  return false;
+}
+
+}  // namespace
+
+void add_common_options(po::options_description& desc, CommonOptions& c, const std::string& task) {
+  if (samples_at_paper_settings(task)) {
+    c.sampling_n = static_cast<int>(kPaperSamples);
+    desc.add_options()("t", po::value(&c.t),
+                       "temperature of the startup data's sampling (default: the model's from the paper's "
+                       "table: Llama-3-8B GSM8K 0.5, "
+                       "..., tiny ARITH 1.0)")(
+        "sampling_n", po::value(&c.sampling_n)->default_value(c.sampling_n), "samples per question");
+  } else {
+    desc.add_options()("t", po::value(&c.t)->default_value(c.t),
+                       "sampling temperature for evaluation (0 = greedy)")(
+        "sampling_n", po::value(&c.sampling_n)->default_value(c.sampling_n),
+        "samples per question (1 at t = 0)");
+  }
   // clang-format off
   desc.add_options()
     ("task_name", po::value(&c.task_name), "task to run (also accepted as the first word: ctm <task> ...)")
@@ -58,8 +89,6 @@ void add_common_options(po::options_description& desc, CommonOptions& c) {
     ("lora_path", po::value(&c.lora_path), "LoRA adapter folder (PEFT format)")
     ("model_path", po::value(&c.model_path), "Hugging Face model folder (overrides --model_name lookup)")
     ("gpus", po::value(&c.gpus), "GPU ids this job may use, e.g. 0,1 (CUDA builds)")
-    ("t", po::value(&c.t)->default_value(c.t), "sampling temperature for evaluation (0 = greedy)")
-    ("sampling_n", po::value(&c.sampling_n)->default_value(c.sampling_n), "samples per question (1 at t = 0)")
     ("cdpo_data_path", po::value(&c.cdpo_data_path), "DPO pair file (source of rollout sampling)")
     ("output_dir", po::value(&c.output_dir)->default_value(c.output_dir), "root of data/, checkpoints/, output/")
     ("config", po::value(&c.config), "options file (key = value lines); the command line wins over it")
@@ -69,6 +98,19 @@ void add_common_options(po::options_description& desc, CommonOptions& c) {
     ("max_questions", po::value(&c.max_questions)->default_value(c.max_questions),
      "use only the first N items of the split (-1 = all)");
   // clang-format on
+}
+
+// The common options' ranges, checked before any model is loaded.
+void check_common_options(const CommonOptions& c) {
+  if (!std::isfinite(c.t) || c.t < 0 || c.t > 100)
+    throw UsageError(str("--t must be a temperature in [0, 100] (got ", c.t, ")"));
+  if (c.sampling_n < 1 || c.sampling_n > engine::kMaxSamplesPerRequest)
+    throw UsageError(
+        str("--sampling_n must be in [1, ", engine::kMaxSamplesPerRequest, "] (got ", c.sampling_n, ")"));
+  if (c.max_questions < 1 && c.max_questions != -1)
+    throw UsageError(str("--max_questions must be >= 1, or -1 for all (got ", c.max_questions, ")"));
+  if (c.device != "cpu" && c.device != "cuda" && c.device.rfind("cuda:", 0) != 0)
+    throw UsageError(str("--device must be cpu or cuda (got '", c.device, "')"));
 }
 
 }  // namespace ctm::tasks

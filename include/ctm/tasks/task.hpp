@@ -50,7 +50,13 @@ struct TaskInfo {
 const std::vector<TaskInfo>& all_tasks();
 const TaskInfo* find_task(const std::string& name);
 
-// The options every task accepts.
-void add_common_options(po::options_description& desc, CommonOptions& common);
+// The paper samples 64 answers per question for data selection and 64 rollouts per position.
+constexpr int64_t kPaperSamples = 64;
+
+// The options every task accepts (task: --t and --sampling_n show the defaults that task really uses).
+void add_common_options(po::options_description& desc, CommonOptions& common, const std::string& task);
+// Their ranges (--t finite in [0, 100], --sampling_n, --max_questions -1 or >= 1, --device), checked before
+// any model is loaded; ctm::UsageError naming the option.
+void check_common_options(const CommonOptions& common);
 
 }  // namespace ctm::tasks
