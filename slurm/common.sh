@@ -85,7 +85,9 @@ threads_per_rank() {
 srun_forwarding_term() {
   srun --mpi=pmix --kill-on-bad-exit=1 "$@" &
   local pid=$! rc
-  trap 'say "SIGTERM: passing it on to the ranks"; scancel --signal=TERM "$SLURM_JOB_ID"' TERM
+  # scancel retries for half a minute while Slurm itself cancels or requeues the job (the ranks get SIGTERM from
+  # Slurm then): give up after 5 s. Not in the background: left running, it could signal the job's next run.
+  trap 'say "SIGTERM: passing it on to the ranks"; timeout 5 scancel --signal=TERM "$SLURM_JOB_ID" || true' TERM
   while :; do
     rc=0
     wait "$pid" || rc=$?
@@ -107,7 +109,7 @@ run_ctm() {  # run_ctm TASK ARGS...
   if [ "$rc" = 143 ]; then
     say "ctm saved its progress and stopped (exit 143): requeueing job $SLURM_JOB_ID to resume"
     scontrol requeue "$SLURM_JOB_ID" && exit 143
-    say "requeue refused: resubmit the same command to resume"
+    say "scontrol requeue did not take (not allowed here, or being requeued already): the same command resumes"
   elif [ "$rc" != 0 ]; then
     say "ctm $task failed (exit $rc)"
   fi

@@ -8,8 +8,8 @@
 #   slurm/pipeline.sh --wait --stages prepare,eval_base --sbatch "--ntasks=2 --cpus-per-task=1" \
 #     --args all="--max_questions 8" --args prepare_startup_data="--sampling_n 4 --max_new_tokens 64"
 #
-#   --stages LIST    comma-separated stages to submit (default: all, in the order below); a stage needs only the
-#                    stages of LIST it is listed after, so outputs made earlier are used as they are
+#   --stages LIST    comma-separated stages to submit (default: all, in the order below); a stage waits for the
+#                    stages of LIST it needs, directly or through stages left out (their outputs are used as they are)
 #   --sbatch OPTS    sbatch options for every job (size: --ntasks=2 --cpus-per-task=1; --partition, --time, ...)
 #   --args KEY=ARGS  ctm arguments for every stage of task KEY, or for all stages with KEY=all (repeatable)
 #   --wait           wait for the jobs, print each one's state and the evaluation table; exit 1 unless all COMPLETED
@@ -62,10 +62,24 @@ stage_names() { awk 'NF { print $1 }' <<<"$STAGES"; }
 stage_field() { awk -v s="$1" -v f="$2" '$1 == s { print $f }' <<<"$STAGES"; }
 stage_args() { awk -v s="$1" '$1 == s { $1 = $2 = $3 = $4 = ""; print }' <<<"$STAGES"; }
 
-selected=()
-if [ -z "$only" ]; then mapfile -t selected < <(stage_names); else IFS=, read -ra selected <<<"$only"; fi
-for s in "${selected[@]}"; do [ -n "$(stage_field "$s" 2)" ] || { echo "pipeline.sh: no stage $s (stages: $(stage_names | tr '\n' ' '))" >&2; exit 2; }; done
+asked=()
+IFS=, read -ra asked <<<"$only"
+for s in "${asked[@]}"; do
+  [ -n "$(stage_field "$s" 2)" ] || { echo "pipeline.sh: no stage $s (stages: $(stage_names | tr '\n' ' '))" >&2; exit 2; }
+done
+is_asked() { local s; for s in "${asked[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+selected=()  # in the table's order, so that a stage is submitted after those it needs
+for s in $(stage_names); do [ -z "$only" ] || is_asked "$s" && selected+=("$s"); done
 is_selected() { local s; for s in "${selected[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+
+# The selected stages a stage waits for: those it is listed after, or, for one not selected, what that one needs.
+needs() {
+  local d
+  for d in $(tr ',' ' ' <<<"$(stage_field "$1" 3)"); do
+    [ "$d" = - ] && continue
+    if is_selected "$d"; then echo "$d"; else needs "$d"; fi
+  done | sort -u
+}
 
 declare -A job=()
 LOGS=$OUTPUT_DIR/logs
@@ -74,9 +88,7 @@ LOGS=$OUTPUT_DIR/logs
 submit() {  # submit STAGE: prints nothing, sets job[STAGE]
   local stage=$1 task deps=() d
   task=$(stage_field "$stage" 2)
-  for d in $(tr ',' ' ' <<<"$(stage_field "$stage" 3)"); do
-    [ "$d" != - ] && is_selected "$d" && deps+=("${job[$d]}")
-  done
+  for d in $(needs "$stage"); do deps+=("${job[$d]}"); done
   local cmd=(sbatch --parsable --job-name="ctm-$stage" --output="$LOGS/$stage-%j.log" --kill-on-invalid-dep=yes
     "${sbatch_opts[@]}")
   [ ${#deps[@]} = 0 ] || cmd+=(--dependency="afterok:$(IFS=:; echo "${deps[*]}")")
@@ -84,7 +96,7 @@ submit() {  # submit STAGE: prints nothing, sets job[STAGE]
   cmd+=("$CTM_HOME/slurm/$task.sbatch" $(stage_args "$stage") ${task_args[$task]:-} ${task_args[all]:-})
   if [ $dry_run = 1 ]; then
     job[$stage]="<$stage>"
-    printf "%q " "${cmd[@]}"; echo
+    printf '%q' "${cmd[0]}"; printf ' %q' "${cmd[@]:1}"; echo
   else
     job[$stage]=$("${cmd[@]}")
     echo "$stage ($task): job ${job[$stage]}${deps[*]:+ after ${deps[*]}}"

@@ -5,13 +5,15 @@
 #   tools/slurm/local-cluster.sh status   # the daemons and the node
 #   tools/slurm/local-cluster.sh stop     # cancel the jobs, stop the daemons that `start` started (by PID)
 #
-# Everything (slurm.conf, logs, state, spool, PID files) lives under $CTM_SLURM_DIR (default /tmp/ctm-slurm).
+# Everything (slurm.conf, logs, state, spool, PID files) lives under $CTM_SLURM_DIR (default /tmp/ctm-slurm);
+# slurmctld listens on $CTM_SLURM_PORT (default 6817) and slurmd on the port after it.
 # The client commands find the cluster with `export SLURM_CONF=$CTM_SLURM_DIR/slurm.conf`; `start` also links
 # /etc/slurm/slurm.conf to it when that file does not exist (and `stop` removes the link).
 # Job states: `scontrol show job ID` (jobs are kept for a day) or `sacct -c` (the job-completion log);
 # there is no accounting database.
 set -euo pipefail
 DIR=${CTM_SLURM_DIR:-/tmp/ctm-slurm}
+PORT=${CTM_SLURM_PORT:-6817}
 CONF=$DIR/slurm.conf
 PIDS=$DIR/run/started  # "name pid" of each daemon this script started
 export SLURM_CONF=$CONF
@@ -56,6 +58,8 @@ MpiDefault=pmix
 # No systemd and no cgroup delegation here: track processes by parent, bind nothing.
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
+# Schedule every 2 s (default 60 s, backfill 30 s), so that a requeued job or a dependant starts at once.
+SchedulerParameters=sched_interval=2,bf_interval=2
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
@@ -72,6 +76,8 @@ MinJobAge=86400
 KillWait=30
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
+SlurmctldPort=$PORT
+SlurmdPort=$((PORT + 1))
 SlurmctldPidFile=$DIR/run/slurmctld.pid
 SlurmdPidFile=$DIR/run/slurmd.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
