@@ -84,14 +84,18 @@ threads_per_rank() {
 # SIGTERM by killing them at once.
 srun_forwarding_term() {
   srun --mpi=pmix --kill-on-bad-exit=1 "$@" &
-  local pid=$! rc
+  local pid=$!
   # scancel retries for half a minute while Slurm itself cancels or requeues the job (the ranks get SIGTERM from
   # Slurm then): give up after 5 s. Not in the background: left running, it could signal the job's next run.
-  trap 'say "SIGTERM: passing it on to the ranks"; timeout 5 scancel --signal=TERM "$SLURM_JOB_ID" || true' TERM
+  trap 'term_seen=1; say "SIGTERM: passing it on to the ranks"; timeout 5 scancel --signal=TERM "$SLURM_JOB_ID" || true' TERM
+  local rc=0 status
   while :; do
-    rc=0
-    wait "$pid" || rc=$?
-    kill -0 "$pid" 2>/dev/null || break  # a trapped signal interrupts wait; srun itself is still running
+    term_seen=0
+    status=0
+    wait "$pid" || status=$?
+    [ "$status" = 127 ] && break  # srun's status was taken by the wait before the signal: rc has it
+    rc=$status
+    [ "$term_seen" = 1 ] || break  # else the trapped signal interrupted wait: wait again for srun's own status
   done
   trap - TERM
   return "$rc"

@@ -52,6 +52,30 @@ expect_output 'no GPUs'
 expect_exit 0 args_of DEVICE=cuda GPUS=3 -- train_cdpo
 expect_output '--device cuda --gpus 3$'
 
+# run_ctm's preemption path, with stand-ins for srun (runs the rank), scancel (SIGTERM to the rank) and scontrol.
+mkdir -p "$TMP/bin"
+printf '#!/bin/bash\nwhile [[ $1 == --* ]]; do shift; done\nexec "$@"\n' >"$TMP/bin/srun"
+printf '#!/bin/bash\necho "scancel $*" >>"$TMP/calls"; kill -TERM "$(cat "$TMP/rank.pid")"\n' >"$TMP/bin/scancel"
+printf '#!/bin/bash\necho "scontrol $*" >>"$TMP/calls"\n' >"$TMP/bin/scontrol"
+# The rank (the "task" is its exit code): exits with it on SIGTERM, or 0 after 30 s.
+printf '#!/bin/bash\necho $$ >"$TMP/rank.pid"; trap "exit $1" TERM; for i in $(seq 300); do sleep 0.1; done\n' \
+  >"$TMP/bin/rank"
+chmod +x "$TMP/bin/"*
+batch_job() {  # batch_job EXIT_ON_TERM: a batch shell running the rank, sent SIGTERM once the rank runs
+  rm -f "$TMP/calls" "$TMP/rank.pid"
+  PATH="$TMP/bin:$PATH" TMP=$TMP CTM=$TMP/bin/rank SLURM_JOB_ID=42 bash -c \
+    'CTM_HOME=$1; source "$CTM_HOME/slurm/common.sh"; run_ctm "$2"' _ "$SRC" "$1" 2>/dev/null &
+  local pid=$!
+  for _ in $(seq 100); do [ -s "$TMP/rank.pid" ] && break; sleep 0.1; done
+  kill -TERM $pid
+  wait $pid
+}
+expect_exit 143 batch_job 143  # checkpoint written: the job requeues itself
+expect_exit 0 grep -qx 'scancel --signal=TERM 42' "$TMP/calls"
+expect_exit 0 grep -qx 'scontrol requeue 42' "$TMP/calls"
+expect_exit 1 batch_job 1  # a real failure: not requeued
+expect_exit 1 grep -q 'scontrol requeue' "$TMP/calls"
+
 # pipeline.sh --dry-run: one sbatch a stage, in dependency order, each on a script that exists.
 cd "$TMP"
 expect_exit 0 "$SRC/slurm/pipeline.sh" --dry-run

@@ -22,8 +22,13 @@ check() {  # check WHAT CMD...: runs CMD, counts and reports the result
   if "$@"; then passed=$((passed + 1)); echo "ok: $what"; else failed=$((failed + 1)); echo "FAIL: $what"; fi
 }
 cleanup() {
+  local status=$?
   "$SRC/tools/slurm/local-cluster.sh" stop || true
-  if [ $failed -gt 0 ]; then echo "kept for inspection: $WORK and $CTM_SLURM_DIR"; else rm -rf "$WORK" "$CTM_SLURM_DIR"; fi
+  if [ $failed -gt 0 ] || [ $status != 0 ]; then
+    echo "kept for inspection: $WORK and $CTM_SLURM_DIR"
+  else
+    rm -rf "$WORK" "$CTM_SLURM_DIR"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
@@ -51,8 +56,10 @@ PIPELINE_ARGS=(--sbatch "--ntasks=2 --cpus-per-task=1" --args all="--max_questio
 OUTPUTS=(data/tiny/ARITH.samples.jsonl data/tiny/ARITH.sft.json data/tiny/ARITH.dpo.json
   output/tiny/ARITH/base/result_0.jsonl output/tiny/ARITH/base/summary_0.json)
 t0=$(date +%s)
-OUTPUT_DIR=$WORK/pipeline "$SRC/slurm/pipeline.sh" --wait --stages "$STAGES" "${PIPELINE_ARGS[@]}" | tee pipeline.txt
-check "pipeline.sh --wait: every job COMPLETED" test "${PIPESTATUS[0]}" = 0
+rc=0
+OUTPUT_DIR=$WORK/pipeline "$SRC/slurm/pipeline.sh" --wait --stages "$STAGES" "${PIPELINE_ARGS[@]}" >pipeline.txt || rc=$?
+cat pipeline.txt
+check "pipeline.sh --wait: every job COMPLETED" test $rc = 0
 echo "pipeline: $(($(date +%s) - t0)) s"
 for id in $(sed -n 's/^[a-z_]* ([a-z_]*): job \([0-9]*\).*/\1/p' pipeline.txt); do
   check "job $id COMPLETED (scontrol)" state_is "$id" COMPLETED
@@ -67,7 +74,8 @@ check "every question evaluated" lines_are pipeline/output/tiny/ARITH/base/resul
 
 # --- 2. A stage that fails: not requeued, and the one after it is cancelled -----------------------------------------
 OUTPUT_DIR=$WORK/failing "$SRC/slurm/pipeline.sh" --wait --stages prepare,ce_score \
-  --sbatch "--ntasks=1 --cpus-per-task=1" --args prepare_startup_data="--no_such_option" | tee failing.txt || true
+  --sbatch "--ntasks=1 --cpus-per-task=1" --args prepare_startup_data="--no_such_option" >failing.txt || true
+cat failing.txt
 ids=($(sed -n 's/^[a-z_]* ([a-z_]*): job \([0-9]*\).*/\1/p' failing.txt))
 check "bad command line (exit 2): FAILED" state_is "${ids[0]}" FAILED
 check "bad command line: not requeued" test "$(field "${ids[0]}" Restarts)" = 0

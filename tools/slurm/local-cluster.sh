@@ -128,8 +128,8 @@ start() {
   start_munge
   start_daemon slurmctld "$DIR/run/slurmctld.pid" slurmctld -f "$CONF"
   start_daemon slurmd "$DIR/run/slurmd.pid" slurmd -f "$CONF" -N localhost
-  if [ ! -e /etc/slurm/slurm.conf ]; then
-    mkdir -p /etc/slurm && ln -s "$CONF" /etc/slurm/slurm.conf && echo "link /etc/slurm/slurm.conf" >>"$PIDS"
+  if [ ! -e /etc/slurm/slurm.conf ]; then  # (-e is false for a link left dangling by a killed test: replace it)
+    mkdir -p /etc/slurm && ln -sfn "$CONF" /etc/slurm/slurm.conf && echo "link /etc/slurm/slurm.conf" >>"$PIDS"
   fi
   wait_for 30 node_idle || { sinfo -N -l >&2 || true; die "the node did not become idle (see $DIR/log/)"; }
   say "up: $(sinfo -h -o '%P %D node, %c CPUs, %m MB, %T')"
