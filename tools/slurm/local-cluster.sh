@@ -121,7 +121,10 @@ node_idle() { [ "$(sinfo -h -n localhost -o %T 2>/dev/null)" = idle ]; }
 start() {
   [ "$(id -u)" = 0 ] || die "run as root"
   mkdir -p "$DIR"/{log,run,state,spool}
-  if [ -s "$PIDS" ] && scontrol ping 2>/dev/null | grep -q UP; then say "already running ($CONF)"; return; fi
+  if [ -s "$PIDS" ]; then
+    if scontrol ping 2>/dev/null | grep -q UP; then say "already running ($CONF)"; return; fi
+    stop  # what a failed start left running
+  fi
   : >"$PIDS"
   install_packages
   write_conf
