@@ -69,6 +69,7 @@ class MpiComm final : public Comm {
     CTM_MPI(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_LOR, comm_));
     return out != 0;
   }
+  int64_t mpi_fortran_handle() const override { return MPI_Comm_c2f(comm_); }
 
  private:
   static constexpr long long kChunk = 1 << 30;  // MPI counts are int: move large buffers in chunks
