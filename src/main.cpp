@@ -6,7 +6,6 @@
 
 #include <cstdio>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -36,23 +35,6 @@ void print_general_help(std::ostream& os) {
     std::string name = t.name;
     name.resize(22, ' ');
     os << "  " << name << t.summary << (t.run ? "" : "  [not implemented yet]") << "\n";
-  }
-}
-
-// `key = value` lines of a --config file (a UTF-8 byte-order mark, as some editors write, is skipped).
-void store_config_file(const std::string& file, const po::options_description& all, po::variables_map& vm) {
-  std::string text;
-  try {
-    text = read_file(file);
-  } catch (const Error& e) {
-    throw UsageError(str("--config: ", e.what()));
-  }
-  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
-  std::istringstream in(text);
-  try {
-    po::store(po::parse_config_file(in, all), vm);
-  } catch (const po::error& e) {
-    throw UsageError(str("--config '", file, "': ", e.what()));
   }
 }
 
@@ -94,33 +76,13 @@ int run(int argc, char** argv, dist::Comm& comm) {
   if (!task) throw UsageError(str("unknown task '", task_name, "' (ctm --help lists the tasks)"));
 
   CommonOptions common;
-  po::options_description common_desc("common options");
-  add_common_options(common_desc, common, task->name);
-  common_desc.add_options()("help,h", "show the options of this task");
-  po::options_description task_desc(str("options of ", task->name));
-  if (task->add_options) task->add_options(task_desc);
-  po::options_description all;
-  all.add(common_desc).add(task_desc);
-
   if (wants_help(args)) {
+    po::options_description all;
+    describe_task_options(*task, common, all);
     if (rank0) std::cout << "ctm " << task->name << ": " << task->summary << "\n\n" << all << "\n";
     return 0;
   }
-
-  po::variables_map vm;
-  try {
-    // Command line first: po::store never overwrites, so the command line beats the file beats the defaults.
-    // A task with a `what` option takes it as its first word too (`ctm bench tokenizer ...`).
-    po::positional_options_description positional;
-    if (task_desc.find_nothrow("what", false)) positional.add("what", 1);
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    if (vm.count("config")) store_config_file(vm["config"].as<std::string>(), all, vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw UsageError(e.what());
-  }
-  common.task_name = task->name;
-  check_common_options(common);
+  const po::variables_map vm = parse_task_options(*task, args, common);
 
   setup_logging(comm.rank(), comm.size(), common.log_level);
   if (!task->run) {

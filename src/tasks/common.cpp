@@ -44,6 +44,13 @@ std::string resolve_model_path(const CommonOptions& common) {
           "); give --model_path DIR or set CTM_MODELS to the folder holding Hugging Face model folders"));
 }
 
+std::string model_label(const CommonOptions& common, const std::string& model_dir) {
+  if (!common.model_name.empty()) return common.model_name;
+  fs::path dir(model_dir);
+  if (dir.filename().empty()) dir = dir.parent_path();
+  return dir.filename().string();
+}
+
 std::string output_path(const CommonOptions& common, const std::string& sub) {
   return (fs::path(common.output_dir) / sub).string();
 }
@@ -87,6 +94,21 @@ StartupDataPaths startup_data_paths(const CommonOptions& common, const std::stri
   const std::string stem = output_path(common, "data/" + model + "/" + common.dataset_name);
   return {stem + ".samples." + tag + ".jsonl", stem + ".samples." + tag + ".config.json",
           stem + ".sft." + tag + ".json", stem + ".dpo_top_k1." + tag + ".json"};
+}
+
+EvaluationPaths evaluation_paths(const CommonOptions& c, const std::string& model_dir, int64_t n) {
+  const std::string model = model_label(c, model_dir);
+  std::string variant = "base";
+  if (!c.lora_path.empty()) {
+    fs::path lora(c.lora_path);
+    if (lora.filename().empty()) lora = lora.parent_path();
+    variant = "lora-" + lora.filename().string();
+  }
+  const std::string dir = output_path(c, "output/" + model + "/" + c.dataset_name + "/" + variant);
+  std::string tag = str(c.t);
+  if (n != 1) tag += str(".n", n);
+  if (c.seed != 42) tag += str(".seed", c.seed);
+  return {dir + "/result_" + tag + ".jsonl", dir + "/summary_" + tag + ".json"};
 }
 
 void configure_cpu_threads(int ranks_on_node) {

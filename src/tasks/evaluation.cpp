@@ -34,26 +34,6 @@ void add_evaluation_options(po::options_description& desc) {
 
 namespace {
 
-// The folder of one evaluated model: the base, or the base with a LoRA adapter (named by its folder).
-std::string result_dir(const CommonOptions& c, const std::string& model_dir) {
-  const std::string model = model_label(c, model_dir);
-  std::string variant = "base";
-  if (!c.lora_path.empty()) {
-    fs::path lora = fs::path(c.lora_path);
-    if (lora.filename().empty()) lora = lora.parent_path();
-    variant = "lora-" + lora.filename().string();
-  }
-  return output_path(c, "output/" + model + "/" + c.dataset_name + "/" + variant);
-}
-
-// "0", "0.5", "1.1" (the release's result_{t} names), then ".nN" and ".seedS" when not 1 and 42.
-std::string result_tag(double t, int64_t n, uint64_t seed) {
-  std::string tag = str(t);
-  if (n != 1) tag += str(".n", n);
-  if (seed != 42) tag += str(".seed", seed);
-  return tag;
-}
-
 Json graded_record(const data::Problem& p, const std::vector<std::string>& texts, grade::Rules rules,
                    grade::GraderKind grader) {
   Json results = Json::array(), checks = Json::array();
@@ -68,6 +48,23 @@ Json graded_record(const data::Problem& p, const std::vector<std::string>& texts
               {"generation_result", std::move(results)},
               {"generation_check", std::move(checks)},
               {"grader", grade::grader_name(grader)}};
+}
+
+// The records of a complete earlier result file with these settings (its summary says so), by question, each
+// marked with the grader it was graded with; nothing when there is none. Other settings under the same name:
+// an error, never overwritten.
+std::vector<Json> previous_results(const EvaluationPaths& paths, const Json& settings, int64_t questions) {
+  if (!file_exists(paths.summary) || !file_exists(paths.result)) return {};
+  Json summary = read_json_file(paths.summary);
+  const std::string grader = summary.value("grader", std::string());
+  Json earlier = Json::object();
+  for (const auto& kv : settings.items()) earlier[kv.key()] = summary.value(kv.key(), Json());
+  if (earlier != settings)
+    throw Error(str(paths.result, " was made with other settings; remove it (and ", paths.summary,
+                    ") or use another --output_dir.", settings_differences(settings, earlier)));
+  std::vector<Json> out = read_jsonl(paths.result, questions);
+  for (Json& rec : out) rec["grader"] = grader;
+  return out;
 }
 
 }  // namespace
@@ -90,9 +87,8 @@ int run_evaluation(const TaskContext& ctx) {
   const std::vector<data::Problem> problems = data::load_problems(split, c.max_questions);
   const int64_t Q = static_cast<int64_t>(problems.size());
   const std::string model_dir = resolve_model_path(c);
-  const std::string dir = result_dir(c, model_dir), tag = result_tag(c.t, params.n, c.seed);
-  const std::string result_path = dir + "/result_" + tag + ".jsonl",
-                    summary_path = dir + "/summary_" + tag + ".json";
+  const EvaluationPaths paths = evaluation_paths(c, model_dir, params.n);
+  const std::string &result_path = paths.result, &summary_path = paths.summary;
   check_output_file(result_path);
   check_output_file(summary_path);
 
@@ -114,7 +110,7 @@ int run_evaluation(const TaskContext& ctx) {
       return str("not ", params.n, " samples");
     return "";
   });
-  work.recover();
+  work.recover(ctx.comm.rank() == 0 ? previous_results(paths, settings, Q) : std::vector<Json>{});
 
   if (work.done_count() < Q) {
     InferenceModel m = load_inference_model(c);

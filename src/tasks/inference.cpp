@@ -92,13 +92,6 @@ engine::Request make_request(int64_t item, const std::vector<int32_t>& prompt_id
   return r;
 }
 
-std::string model_label(const CommonOptions& common, const std::string& model_dir) {
-  if (!common.model_name.empty()) return common.model_name;
-  fs::path dir(model_dir);
-  if (dir.filename().empty()) dir = dir.parent_path();
-  return dir.filename().string();
-}
-
 std::vector<int64_t> my_share(const TaskContext& ctx, const std::vector<int64_t>& items,
                               const std::vector<double>& costs_by_item) {
   if (ctx.comm.size() == 1) return items;

@@ -72,6 +72,23 @@ std::string metrics_jsonl(const train::TrainResult& result, int64_t log_every) {
 
 }  // namespace
 
+LoraTrainingDefaults cdpo_training_defaults() {
+  LoraTrainingDefaults d;
+  d.r = 16;
+  d.alpha = 32;
+  d.dropout = 0.0;
+  d.lr = 4e-5;
+  d.schedule = "linear";
+  d.warmup_ratio = 0.1;
+  d.epochs = 3;
+  d.batch_size = 2;
+  d.grad_accum = 4;
+  d.weight_decay = 0.01;
+  d.max_length = 1024;
+  d.shuffle_seed = 33;
+  return d;
+}
+
 void add_lora_training_options(po::options_description& desc, const LoraTrainingDefaults& d) {
   // clang-format off
   desc.add_options()

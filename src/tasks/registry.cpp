@@ -2,7 +2,9 @@
 // task that is not implemented yet: ctm says so and exits 3.
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 
+#include "ctm/core/atomic_file.hpp"
 #include "ctm/core/error.hpp"
 #include "ctm/engine/engine.hpp"
 
@@ -17,11 +19,16 @@ const std::vector<TaskInfo>& all_tasks() {
       {"prepare_startup_data",
        "sample 64 answers per train question, grade, select SFT pos/neg and DPO pairs",
        add_prepare_startup_data_options, run_prepare_startup_data},
-      {"train_ce", "LoRA SFT of the positive and the negative model (contrastive estimation)", nullptr,
-       nullptr},
-      {"calculate_ce_score", "contrastive-estimation score of every token of every DPO pair (HDF5)", nullptr,
-       nullptr},
-      {"train_cdpo", "cDPO: token-weighted DPO LoRA training with the CE scores", nullptr, nullptr},
+      {"train_ce", "LoRA SFT of the positive and the negative model (contrastive estimation)",
+       add_train_ce_options, run_train_ce},
+      {"calculate_ce_score", "contrastive-estimation score of every token of every DPO pair (HDF5)",
+       add_calculate_ce_score_options, run_calculate_ce_score},
+      {"train_cdpo", "cDPO: token-weighted DPO LoRA training with the CE scores (also --loss dpo | rpo)",
+       add_train_cdpo_options, run_train_cdpo},
+      {"train_sft", "LoRA SFT on the chosen responses (the paper's +SFT baseline)", add_train_sft_options,
+       run_train_sft},
+      {"pipeline", "the whole method: data, CE models, scores, cDPO and its baselines, evaluated (Table 1)",
+       add_pipeline_options, run_pipeline},
       {"evaluation", "accuracy on the test split (base, --lora_path or --model_path)", add_evaluation_options,
        run_evaluation},
       {"sampling", "rollout sampling around every token of incorrect trajectories (HDF5)", nullptr, nullptr},
@@ -111,6 +118,56 @@ void check_common_options(const CommonOptions& c) {
     throw UsageError(str("--max_questions must be >= 1, or -1 for all (got ", c.max_questions, ")"));
   if (c.device != "cpu" && c.device != "cuda" && c.device.rfind("cuda:", 0) != 0)
     throw UsageError(str("--device must be cpu or cuda (got '", c.device, "')"));
+}
+
+namespace {
+
+// `key = value` lines of a --config file (a UTF-8 byte-order mark, as some editors write, is skipped).
+void store_config_file(const std::string& file, const po::options_description& all, po::variables_map& vm) {
+  std::string text;
+  try {
+    text = read_file(file);
+  } catch (const Error& e) {
+    throw UsageError(str("--config: ", e.what()));
+  }
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
+  std::istringstream in(text);
+  try {
+    po::store(po::parse_config_file(in, all), vm);
+  } catch (const po::error& e) {
+    throw UsageError(str("--config '", file, "': ", e.what()));
+  }
+}
+
+}  // namespace
+
+void describe_task_options(const TaskInfo& task, CommonOptions& common, po::options_description& all) {
+  po::options_description common_desc("common options");
+  add_common_options(common_desc, common, task.name);
+  common_desc.add_options()("help,h", "show the options of this task");
+  po::options_description task_desc(str("options of ", task.name));
+  if (task.add_options) task.add_options(task_desc);
+  all.add(common_desc).add(task_desc);
+}
+
+po::variables_map parse_task_options(const TaskInfo& task, const std::vector<std::string>& args,
+                                     CommonOptions& common) {
+  po::options_description all;
+  describe_task_options(task, common, all);
+  po::variables_map vm;
+  try {
+    // Command line first: po::store never overwrites, so the command line beats the file beats the defaults.
+    po::positional_options_description positional;
+    if (all.find_nothrow("what", false)) positional.add("what", 1);
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+    if (vm.count("config")) store_config_file(vm["config"].as<std::string>(), all, vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+  common.task_name = task.name;
+  check_common_options(common);
+  return vm;
 }
 
 }  // namespace ctm::tasks

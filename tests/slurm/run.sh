@@ -53,7 +53,7 @@ STAGES=prepare,eval_base  # a stage that lands is added here, its outputs below
 PIPELINE_ARGS=(--sbatch "--ntasks=2 --cpus-per-task=1" --args all="--max_questions $N"
   --args prepare_startup_data="--sampling_n $SAMPLES --max_new_tokens 64" --args evaluation="--max_new_tokens 64")
 # What each stage leaves, relative to the output folder; each file is compared with a direct one-rank run.
-OUTPUTS=(data/tiny/ARITH.samples.jsonl data/tiny/ARITH.sft.json data/tiny/ARITH.dpo.json
+OUTPUTS=(data/tiny/ARITH.samples.T1.00.n4.jsonl data/tiny/ARITH.sft.T1.00.n4.json data/tiny/ARITH.dpo_top_k1.T1.00.n4.json
   output/tiny/ARITH/base/result_0.jsonl output/tiny/ARITH/base/summary_0.json)
 t0=$(date +%s)
 rc=0

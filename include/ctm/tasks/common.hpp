@@ -16,6 +16,9 @@ std::string data_dir();
 // data/models/<name>. Errors name what was tried.
 std::string resolve_model_path(const CommonOptions& common);
 
+// The model's name in output paths: --model_name, else the model folder's name.
+std::string model_label(const CommonOptions& common, const std::string& model_dir);
+
 // The folder a task writes under: <output_dir>/<sub>.
 std::string output_path(const CommonOptions& common, const std::string& sub);
 
@@ -42,6 +45,14 @@ struct StartupDataPaths {
 };
 StartupDataPaths startup_data_paths(const CommonOptions& common, const std::string& model,
                                     const std::string& tag);
+
+// evaluation's outputs: <output_dir>/output/<model>/<dataset>/<base|lora-NAME>/result_{t}.jsonl and
+// summary_{t}.json, where {t} is the temperature as the release writes it ("0", "0.5"), then ".nN" and
+// ".seedS" when n is not 1 and the seed not 42.
+struct EvaluationPaths {
+  std::string result, summary;
+};
+EvaluationPaths evaluation_paths(const CommonOptions& common, const std::string& model_dir, int64_t n);
 
 // One torch intra-op thread per rank; OpenBLAS threads and ctm's CPU workers = cores / ranks on this node
 // (unless OPENBLAS_NUM_THREADS / CTM_NUM_THREADS say otherwise), so nothing oversubscribes the cores; and a

@@ -49,9 +49,6 @@ PromptBatch encode_prompts(const text::Tokenizer& tokenizer, const std::vector<s
 engine::Request make_request(int64_t item, const std::vector<int32_t>& prompt_ids, uint64_t seed,
                              const engine::SamplingParams& params);
 
-// The model's name in output paths: --model_name, else the model folder's name.
-std::string model_label(const CommonOptions& common, const std::string& model_dir);
-
 // This rank's share of `items` (ids into costs_by_item): a cost-balanced static partition
 // (dist::balanced_partition), each share in increasing id order.
 std::vector<int64_t> my_share(const TaskContext& ctx, const std::vector<int64_t>& items,

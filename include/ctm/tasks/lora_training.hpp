@@ -28,6 +28,8 @@ struct LoraTrainingDefaults {
   int64_t shuffle_seed = 42;
 };
 void add_lora_training_options(po::options_description& desc, const LoraTrainingDefaults& defaults);
+// The release's cDPO settings (adapter, schedule, batch), shared by train_cdpo and the +SFT baseline.
+LoraTrainingDefaults cdpo_training_defaults();
 
 struct LoraTraining {
   model::LoraConfig lora;
