@@ -93,4 +93,37 @@ for sig in KILL TERM; do
   cmp -s "$REF" "$out/adapter_model.safetensors" ||
     { echo "FAIL: the adapter resumed after $sig differs from the uninterrupted run's"; fails=$((fails+1)); }
 done
+# calculate_ce_score killed (kill -9) after its first batches resumes from the pairs already scored, and its
+# file holds the uninterrupted run's values.
+mapfile -t CE < <(/usr/bin/python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["args"]))' \
+  "$TMP/run/output/tiny/ARITH/pipeline/ce_score.json")
+ce_run() { (cd "$TMP/run" && exec "$CTM" calculate_ce_score "${CE[@]}" --batch_tokens 1500 --output "$1"); }
+ce_run "$TMP/ce-ref.h5" > ce-ref.log 2>&1 || { echo "FAIL: calculate_ce_score"; cat ce-ref.log; fails=$((fails+1)); }
+ce_run "$TMP/ce-kill.h5" > ce-kill.log 2>&1 &
+pid=$!
+for _ in $(seq 1200); do
+  [ "$(cat "$TMP/ce-kill.h5.parts/rank-0.jsonl" 2>/dev/null | wc -l)" -ge 3 ] && break
+  sleep 0.1
+done
+kill -KILL $pid; wait $pid 2>/dev/null
+expect_exit 0 ce_run "$TMP/ce-kill.h5"
+expect_output 'calculate_ce_score: 14 pairs of .* \([1-9][0-9]* already scored\)'
+/usr/bin/python3 - "$TMP/ce-ref.h5" "$TMP/ce-kill.h5" <<'PY' || fails=$((fails+1))
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+def walk(g, out):
+    for k, v in g.items():
+        walk(v, out) if isinstance(v, h5py.Group) else out.append(v.name)
+    return out
+names = walk(a, [])
+assert names == walk(b, []), "different datasets"
+for n in names:
+    x, y = a[n][()], b[n][()]
+    if x.dtype.kind == "f":
+        assert np.allclose(x, y, rtol=0, atol=1e-5), n
+    else:
+        assert (x == y).all(), n
+print("resumed CE scores equal the uninterrupted run's")
+PY
+
 finish
