@@ -3,6 +3,7 @@
 # Debian 12 libraries carried in .gpudeps/ (tools/gpu/make-gpudeps.sh), then prove the CUDA path:
 #   - the CUDA unit tests (tests/engine/test_cuda.cpp: KV cache vs dense attention in bf16, KV-cache decode vs
 #     full forwards on the tiny model, engine greedy tokens vs full-forward argmaxes);
+#   - the NCCL backend: a single-rank NCCL communicator on GPU 0 (tests/dist/comm_test.cpp, Nccl.*);
 #   - ctm evaluation (tiny, ARITH, 200 questions): accuracy on cuda vs cpu, wall time of each;
 #   - ctm logprobs: cuda (bf16) vs cpu (float32) on 100 sequences;
 #   - ctm pretrain: a few updates on cuda (the loss must fall), the same on cpu for comparison;
@@ -66,6 +67,16 @@ for d in "${CUDA_HOME:-/nonexistent}/include" "${CUDA_HOME:-/nonexistent}/target
   if [ -d "$d/nvtx3" ]; then NVTX3=$d; break; fi
 done
 echo "nvtx3: ${NVTX3:-not found}"
+# NCCL for the NCCL backend (CTM_CUDA=ON builds it): the one PyTorch ships (the nvidia-nccl wheel), else the
+# toolkit's or the system's. Without one the build goes on with CTM_WITH_NCCL=OFF and the NCCL step fails.
+NCCL_ROOT=${NCCL_ROOT:-$(py -c 'import nvidia.nccl; print(list(nvidia.nccl.__path__)[0])' 2>/dev/null)}
+if [ ! -f "${NCCL_ROOT:-/nonexistent}/include/nccl.h" ]; then
+  NCCL_ROOT=""
+  for d in "${CUDA_HOME:-/nonexistent}" /usr; do
+    if [ -f "$d/include/nccl.h" ]; then NCCL_ROOT=$d; break; fi
+  done
+fi
+echo "nccl: ${NCCL_ROOT:-not found}"
 
 # ---- 1. the carried dependencies ----------------------------------------------------------------------------
 t=$(now)
@@ -84,6 +95,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   [ -n "$NVCC" ] && cuda_args+=(-DCMAKE_CUDA_COMPILER="$NVCC")
   [ -n "$CUDA_HOME" ] && cuda_args+=(-DCUDAToolkit_ROOT="$CUDA_HOME" -DCUDA_TOOLKIT_ROOT_DIR="$CUDA_HOME")
   [ -n "$NVTX3" ] && cuda_args+=(-DUSE_SYSTEM_NVTX=ON -Dnvtx3_dir="$NVTX3")
+  if [ -n "$NCCL_ROOT" ]; then cuda_args+=(-DNCCL_ROOT="$NCCL_ROOT"); else cuda_args+=(-DCTM_WITH_NCCL=OFF); fi
   export TORCH_CUDA_ARCH_LIST=9.0
   echo "== configure" | tee "$OUT/build.log"
   if cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCTM_CUDA=ON -DCCACHE_PROGRAM=OFF \
@@ -104,10 +116,10 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     grep -B2 -A10 -E 'error:|FAILED:' "$OUT/build.log" | head -80
     row build FAIL "$(since "$t")" "$(grep -c 'FAILED:' "$OUT/build.log") failed targets (build.log)"
     t=$(now)  # the ctm binary alone, so the CUDA checks still run
-    if timeout 120 cmake --build "$BUILD" -j "$JOBS" --target ctm ctm_test_engine >>"$OUT/build.log" 2>&1; then
-      row "build ctm, test_engine" PASS "$(since "$t")" ""
+    if timeout 120 cmake --build "$BUILD" -j "$JOBS" --target ctm ctm_test_engine ctm_test_dist >>"$OUT/build.log" 2>&1; then
+      row "build ctm, test_engine/dist" PASS "$(since "$t")" ""
     else
-      row "build ctm, test_engine" FAIL "$(since "$t")" ""
+      row "build ctm, test_engine/dist" FAIL "$(since "$t")" ""
     fi
   fi
 fi
@@ -124,18 +136,19 @@ if [ -x "$CTM" ]; then
   fi
 fi
 
-# ---- 3. CUDA unit tests ---------------------------------------------------------------------------------------
-t=$(now)
-if [ -x "$BUILD/ctm_test_engine" ] &&
-  timeout 180 "$BUILD/ctm_test_engine" --gtest_filter='Cuda.*' >"$W/cuda_tests.txt" 2>&1; then
-  st=PASS
-else
-  st=FAIL
-fi
-{ echo "==== ctm_test_engine --gtest_filter=Cuda.*"; cat "$W/cuda_tests.txt"; } >>"$CUDA_LOG"
-grep -E '^\[cuda\]|\[  (FAILED|SKIPPED) |Failure|Expected|Which is|error' "$W/cuda_tests.txt" | head -30
-grep -q '\[  SKIPPED \]' "$W/cuda_tests.txt" && st=FAIL  # skipped = CUDA not available to the test
-row "gtest Cuda.*" "$st" "$(since "$t")" "$(grep -E '^\[  PASSED  \]|tests? ran' "$W/cuda_tests.txt" | tail -1)"
+# ---- 3. CUDA unit tests and the NCCL backend on one GPU -------------------------------------------------------
+gtest_step() {  # row name, test binary, gtest filter: PASS only when tests ran, none failed or was skipped
+  local name=$1 bin=$2 filter=$3 out="$W/gtest-$(basename "$2").txt"
+  t=$(now)
+  if [ -x "$bin" ] && timeout 180 "$bin" --gtest_filter="$filter" >"$out" 2>&1; then st=PASS; else st=FAIL; fi
+  { echo "==== $(basename "$bin") --gtest_filter=$filter"; cat "$out"; } >>"$CUDA_LOG"
+  grep -E '^\[cuda\]|\[  (FAILED|SKIPPED) |Failure|Expected|Which is|error' "$out" | head -30
+  grep -q '\[  SKIPPED \]' "$out" && st=FAIL        # skipped = CUDA not available to the test
+  grep -q '^\[  PASSED  \] [1-9]' "$out" || st=FAIL # no test ran (e.g. built without NCCL)
+  row "$name" "$st" "$(since "$t")" "$(grep -E '^\[  PASSED  \]|tests? ran' "$out" | tail -1)"
+}
+gtest_step "gtest Cuda.*" "$BUILD/ctm_test_engine" 'Cuda.*'
+gtest_step "NCCL 1 rank on 1 GPU" "$BUILD/ctm_test_dist" 'Nccl.*'
 
 # ---- 4. evaluation: cuda vs cpu -------------------------------------------------------------------------------
 declare -A ACC SEC
