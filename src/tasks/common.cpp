@@ -11,6 +11,7 @@
 
 #include "ctm/core/error.hpp"
 #include "ctm/core/worker_pool.hpp"
+#include "ctm/dist/device.hpp"
 
 namespace ctm::tasks {
 namespace fs = std::filesystem;
@@ -39,6 +40,10 @@ std::string resolve_model_path(const CommonOptions& common) {
   throw Error(
       str("model '", common.model_name, "' not found (tried ", tried,
           "); give --model_path DIR or set CTM_MODELS to the folder holding Hugging Face model folders"));
+}
+
+torch::Device rank_device(const CommonOptions& common, const dist::Comm& comm) {
+  return dist::rank_device(common.device, common.gpus, comm);
 }
 
 std::string output_path(const CommonOptions& common, const std::string& sub) {

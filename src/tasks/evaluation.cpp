@@ -63,7 +63,7 @@ int run_evaluation(const TaskContext& ctx) {
 
   const std::string split = data::test_split_path(kind, data_dir());
   const std::vector<data::Problem> problems = data::load_problems(split, c.max_questions);
-  InferenceModel m = load_inference_model(c);
+  InferenceModel m = load_inference_model(c, ctx.comm);
   const data::PromptBuilder prompts(kind, data_dir());
   const std::vector<std::string> stops = data::stop_strings(kind);
 

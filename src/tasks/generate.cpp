@@ -79,7 +79,7 @@ int run_generate(const TaskContext& ctx) {
   if (!ctx.vm.count("input")) throw UsageError("generate needs --input FILE.jsonl");
   if (!ctx.vm.count("output")) throw UsageError("generate needs --output FILE.jsonl");
   const std::string input = ctx.vm["input"].as<std::string>(), output = ctx.vm["output"].as<std::string>();
-  InferenceModel m = load_inference_model(ctx.common);
+  InferenceModel m = load_inference_model(ctx.common, ctx.comm);
   const int32_t vocab = static_cast<int32_t>(m.model->config().vocab_size);
 
   std::vector<Json> lines;

@@ -61,7 +61,7 @@ int run_logprobs(const TaskContext& ctx) {
   const std::string output_path = ctx.vm["output"].as<std::string>();
   const int64_t batch_tokens = std::max<int64_t>(1, ctx.vm["batch_tokens"].as<int64_t>());
   const std::string model_dir = resolve_model_path(ctx.common);
-  const torch::Device device = model::parse_device(ctx.common.device);
+  const torch::Device device = rank_device(ctx.common, ctx.comm);
 
   auto model = model::load_model(model_dir, device, model::default_dtype(device));
   if (!ctx.common.lora_path.empty()) model::load_peft(*model, ctx.common.lora_path);

@@ -155,7 +155,7 @@ int run_prepare_startup_data(const TaskContext& ctx) {
   const int64_t start = std::stoll(ctx.comm.broadcast(std::to_string(done.size())));
 
   if (start < Q) {
-    InferenceModel m = load_inference_model(c);
+    InferenceModel m = load_inference_model(c, ctx.comm);
     const data::PromptBuilder prompts(kind, data_dir());
     std::vector<std::string> texts(Q);
     for (int64_t i = 0; i < Q; ++i) texts[i] = prompts.build(problems[i].question);

@@ -57,7 +57,8 @@ void add_common_options(po::options_description& desc, CommonOptions& c) {
     ("dataset_name", po::value(&c.dataset_name), "GSM8K | MATH | ARITH")
     ("lora_path", po::value(&c.lora_path), "LoRA adapter folder (PEFT format)")
     ("model_path", po::value(&c.model_path), "Hugging Face model folder (overrides --model_name lookup)")
-    ("gpus", po::value(&c.gpus), "GPU ids this job may use, e.g. 0,1 (CUDA builds)")
+    ("gpus", po::value(&c.gpus), "with --device cuda: the node's GPUs for its ranks, e.g. 0,1 (rank r takes "
+                                "the local-rank-th; default: every visible GPU)")
     ("t", po::value(&c.t)->default_value(c.t), "sampling temperature for evaluation (0 = greedy)")
     ("sampling_n", po::value(&c.sampling_n)->default_value(c.sampling_n), "samples per question (1 at t = 0)")
     ("cdpo_data_path", po::value(&c.cdpo_data_path), "DPO pair file (source of rollout sampling)")
