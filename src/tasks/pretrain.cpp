@@ -13,6 +13,7 @@
 #include "ctm/core/log.hpp"
 #include "ctm/core/signal.hpp"
 #include "ctm/data/dataset.hpp"
+#include "ctm/dist/collective.hpp"
 #include "ctm/io/json.hpp"
 #include "ctm/model/loader.hpp"
 #include "ctm/tasks/all.hpp"
@@ -27,26 +28,6 @@ namespace {
 
 constexpr const char* kBos = "<|begin_of_text|>";
 constexpr const char* kEos = "<|end_of_text|>";
-
-// Data parallelism over the task's communicator (CPU tensors).
-class CommCollective : public train::Collective {
- public:
-  explicit CommCollective(dist::Comm& comm) : comm_(comm) {}
-  int rank() const override { return comm_.rank(); }
-  int size() const override { return comm_.size(); }
-  void all_reduce_sum(torch::Tensor& t) override {
-    CTM_CHECK(t.is_contiguous() && t.device().is_cpu(), "all-reduce needs a contiguous CPU tensor");
-    if (t.scalar_type() == torch::kFloat64)
-      comm_.allreduce_sum(t.data_ptr<double>(), t.numel());
-    else if (t.scalar_type() == torch::kFloat32)
-      comm_.allreduce_sum(t.data_ptr<float>(), t.numel());
-    else
-      throw Error(ctm::str("all-reduce of ", t.scalar_type(), " tensors is not supported"));
-  }
-
- private:
-  dist::Comm& comm_;
-};
 
 template <class T>
 T opt(const TaskContext& ctx, const char* name) {
@@ -180,7 +161,7 @@ int run_pretrain(const TaskContext& ctx) {
   cfg.bos_token_id = tok.bos_id();
   cfg.eos_token_ids = {eos};
   cfg.torch_dtype = "float32";
-  const auto device = model::parse_device(common.device);
+  const auto device = rank_device(common, ctx.comm);
   auto model = model::init_model(cfg, common.seed, device, torch::kFloat32);
   spdlog::info("pretrain: {} parameters (d {}, {} layers, {} heads, SwiGLU {}, vocab {})",
                cfg.num_parameters(), cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.intermediate_size,
@@ -207,7 +188,7 @@ int run_pretrain(const TaskContext& ctx) {
   topt.seed = common.seed;
   if (topt.max_steps <= 0) topt.max_steps = -1;
 
-  CommCollective collective(ctx.comm);
+  dist::CommCollective collective(ctx.comm);
   train::Trainer trainer(train::full_parameters(*model), topt, ctx.comm.size() > 1 ? &collective : nullptr);
   train::Split train_split{train::example_lengths(train_seqs), train::lm_loss_fn(*model, train_seqs, eos)};
   train::Split valid_split{train::example_lengths(valid_seqs), train::lm_loss_fn(*model, valid_seqs, eos)};

@@ -1,0 +1,198 @@
+// FSDP-style sharding on several ranks (ctest: 2; by hand: mpirun -np 3): LoRA gradients equal to the
+// unsharded model's on the whole batch, dropout redrawn exactly in the recompute, each rank's resident
+// base-weight bytes, and the trainer's loss curve with R ranks x micro-batch b against one rank x R b.
+#include <gtest/gtest.h>
+#include <malloc.h>
+
+#include <filesystem>
+
+#include "../dist/sharded_test_util.hpp"
+#include "../model/model_test_util.hpp"
+#include "ctm/core/error.hpp"
+#include "ctm/data/dataset.hpp"
+#include "ctm/dist/collective.hpp"
+#include "ctm/text/tokenizer.hpp"
+#include "ctm/train/lm_data.hpp"
+#include "mpi_test.hpp"
+
+namespace ctm::dist {
+namespace {
+
+using test::world;
+
+TEST(ShardedModel, FsdpIsOnByDefaultWithSeveralRanks) {
+  EXPECT_EQ(fsdp_enabled("", world()), world().size() > 1);
+  EXPECT_FALSE(fsdp_enabled("off", world()));
+}
+
+TEST(ShardedModel, LoraGradientsMatchUnshardedLlamaFixture) {
+  test::expect_sharded_matches(test::sharded_vs_unsharded(test::llama_fixture(), world()));
+}
+
+TEST(ShardedModel, LoraGradientsMatchUnshardedTiny) {
+  test::expect_sharded_matches(test::sharded_vs_unsharded(test::tiny_model(), world()));
+}
+
+TEST(ShardedModel, LoraGradientsMatchUnshardedTiedQwen2WithBiases) {
+  auto& c = world();
+  auto dir = c.broadcast(testing::TempDir() + "/ctm_sharded_qwen2_" + std::to_string(::getpid()));
+  test::write_tied_qwen2(dir, c);
+  test::expect_sharded_matches(test::sharded_vs_unsharded(dir, c));
+  c.barrier();
+  if (c.rank() == 0) std::filesystem::remove_all(dir);
+}
+
+TEST(ShardedModel, DropoutMasksAreRedrawnInTheRecompute) {
+  EXPECT_LT(test::dropout_recompute_check(test::llama_fixture(), world()).max_rel, 2e-5);
+}
+
+// Bytes of the base weights as rank r of R holds them (shards padded to ceil(rows / R) rows, the final norm
+// whole) and of the largest block gathered, from the unsharded model's shapes.
+struct ExpectedBytes {
+  int64_t model = 0, resident = 0, largest_block = 0, padding_bound = 0;
+};
+ExpectedBytes expected_bytes(const model::Transformer& m, int R) {
+  ExpectedBytes e;
+  std::map<std::string, int64_t> blocks;
+  for (const auto& [name, t] : m.named_parameters()) {
+    const int64_t bytes = static_cast<int64_t>(t.nbytes()), row = bytes / t.size(0);
+    const int64_t shard = (t.size(0) + R - 1) / R * row;
+    e.model += bytes;
+    if (name == "model.norm.weight") {
+      e.resident += bytes;
+      continue;
+    }
+    e.resident += shard;
+    e.padding_bound += row;
+    const auto dot = name.find('.', name.find("layers.") == std::string::npos ? 0 : name.find("layers.") + 7);
+    blocks[name.substr(0, dot)] += shard * R;
+  }
+  for (const auto& b : blocks) e.largest_block = std::max(e.largest_block, b.second);
+  return e;
+}
+
+TEST(ShardedModel, ResidentBaseWeightsAreAShareOfTheModel) {
+  auto& c = world();
+  const int R = c.size();
+  const auto ref = model::load_model(test::tiny_model(), torch::kCPU, torch::kFloat32);
+  const auto e = expected_bytes(*ref, R);
+  malloc_trim(0);
+  const bool rss_reset = model::test::reset_peak_rss();
+  const int64_t rss0 = model::test::proc_status_bytes("VmRSS");
+  ShardedModel sharded(test::tiny_model(), torch::kCPU, torch::kFloat32, device_comm(c, torch::kCPU));
+  const int64_t load_peak = model::test::proc_status_bytes("VmHWM") - rss0;
+  const int64_t load_kept = model::test::proc_status_bytes("VmRSS") - rss0;
+  auto& m = *sharded.model();
+  test::add_test_lora(m);
+  const auto examples = test::random_examples(4, m.config().vocab_size, 9);
+  std::vector<int64_t> mine = {c.rank() % 4};
+  test::loss_backward(m, examples, mine);
+  const auto s = sharded.stats();
+  EXPECT_EQ(s.model_bytes, e.model);
+  EXPECT_EQ(s.resident_bytes, e.resident);
+  EXPECT_LE(s.resident_bytes, e.model / R + e.padding_bound + m.final_norm().nbytes());
+  EXPECT_EQ(s.largest_block_bytes, e.largest_block);
+  EXPECT_EQ(s.peak_gathered_bytes, e.largest_block);  // one block at a time, forward and backward
+  EXPECT_LT(load_kept, e.resident + (1 << 20));       // the process holds its shards, not the model
+  if (rss_reset) {
+    EXPECT_LT(load_peak, e.resident + e.largest_block + (1 << 20));
+  }
+  const auto lines = c.gather(str("rank ", c.rank(), ": resident ", s.resident_bytes, " B (",
+                                  s.resident_bytes * 1.0 / s.model_bytes, " of the model), peak gathered ",
+                                  s.peak_gathered_bytes, " B, resident + gathered ",
+                                  s.resident_bytes + s.peak_gathered_bytes, " B; RSS added by the load ",
+                                  load_kept, " B (peak ", rss_reset ? load_peak : -1, " B)"));
+  if (c.rank() == 0) {
+    std::printf("[memory] tiny (%lld B of base weights, float32) on %d ranks; largest block %lld B:\n",
+                static_cast<long long>(s.model_bytes), R, static_cast<long long>(s.largest_block_bytes));
+    for (const auto& l : lines) std::printf("[memory]   %s\n", l.c_str());
+  }
+}
+
+// A small LoRA SFT on ARITH problems with the tiny model. megabatch 1 (a plain shuffle) makes the R
+// micro-batches of b of one update hold what one micro-batch of R b holds, so the updates are the same.
+std::vector<train::LmExample> arith_examples(int64_t n) {
+  const auto tok = text::Tokenizer::load(test::tiny_model());
+  const auto kind = data::parse_dataset("ARITH");
+  std::vector<train::LmExample> out;
+  for (const auto& p : data::load_problems(std::string(CTM_SOURCE_DIR) + "/data/arith/train.jsonl", n))
+    out.push_back(train::tokenize_pieces(tok, train::qa_pieces(kind, p, true)));
+  return out;
+}
+
+train::TrainResult train_lora(std::shared_ptr<model::Transformer> m,
+                              const std::vector<train::LmExample>& examples, int64_t micro, int64_t accum,
+                              double dropout, train::Collective* collective) {
+  model::LoraConfig cfg;
+  cfg.r = 8;
+  cfg.alpha = 16;
+  cfg.dropout = dropout;
+  cfg.target_modules = {"q_proj", "v_proj", "gate_proj", "down_proj"};
+  model::add_lora(*m, cfg, 1);
+  train::TrainerOptions o;
+  o.lr = 3e-3;
+  o.schedule.warmup_steps = 2;
+  o.micro_batch_size = micro;
+  o.grad_accum_steps = accum;
+  o.epochs = 2;
+  o.megabatch = 1;
+  o.log_every = 0;
+  o.seed = 5;
+  o.label = "sharded-test";
+  train::Trainer trainer(train::lora_parameters(*m), o, collective);
+  const train::Split split{train::example_lengths(examples), train::lm_loss_fn(*m, examples, 0)};
+  return trainer.fit(split, train::Split{});
+}
+
+double compare_curves(const char* what, const train::TrainResult& a, const train::TrainResult& b) {
+  EXPECT_EQ(a.history.size(), b.history.size());
+  double worst = 0.0;
+  std::string curve;
+  for (size_t i = 0; i < std::min(a.history.size(), b.history.size()); ++i) {
+    const double x = a.history[i].loss, y = b.history[i].loss;
+    worst = std::max(worst, std::abs(x - y) / std::abs(y));
+    curve += str(i ? ", " : "", x, " / ", y);
+  }
+  if (world().rank() == 0)
+    std::printf("[train] %s: loss %s; max rel diff %.3g\n", what, curve.c_str(), worst);
+  // It learns: the second epoch's loss over the same examples is below the first's.
+  double epoch_loss[2] = {0, 0};
+  for (const auto& r : a.history) epoch_loss[std::min<int64_t>(r.epoch, 1)] += r.loss * r.units;
+  EXPECT_LT(epoch_loss[1], epoch_loss[0]);
+  return worst;
+}
+
+TEST(ShardedModel, TrainerLossCurveEqualsOneRankWithTheWholeBatch) {
+  auto& c = world();
+  const int R = c.size();
+  const int64_t b = 2;
+  const auto examples = arith_examples(2 * R * b);  // 2 updates per epoch, every rank a micro-batch in each
+  CommCollective collective(c);
+  auto load_sharded = [&] {
+    return std::make_shared<ShardedModel>(test::tiny_model(), torch::kCPU, torch::kFloat32,
+                                          device_comm(c, torch::kCPU));
+  };
+  auto load_whole = [] { return model::load_model(test::tiny_model(), torch::kCPU, torch::kFloat32); };
+  {
+    auto sharded = load_sharded();
+    const auto dp = train_lora(sharded->model(), examples, b, 1, 0.0, &collective);
+    const auto one = train_lora(load_whole(), examples, R * b, 1, 0.0, nullptr);
+    EXPECT_LT(compare_curves(str(R, " ranks x ", b, " (sharded) vs 1 rank x ", R * b).c_str(), dp, one),
+              1e-4);
+  }
+  {
+    // With dropout: R ranks x b against one rank accumulating R micro-batches of b (the same micro-batches
+    // and the same per-micro-batch seeds).
+    auto sharded = load_sharded();
+    const auto dp = train_lora(sharded->model(), examples, b, 1, 0.1, &collective);
+    const auto one = train_lora(load_whole(), examples, b, R, 0.1, nullptr);
+    EXPECT_LT(compare_curves(
+                  str(R, " ranks x ", b, " (sharded, dropout 0.1) vs 1 rank x ", b, " x ", R, " accumulated")
+                      .c_str(),
+                  dp, one),
+              1e-4);
+  }
+}
+
+}  // namespace
+}  // namespace ctm::dist
