@@ -71,6 +71,7 @@ class MpiComm final : public Comm {
     CTM_MPI(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_LOR, comm_));
     return out != 0;
   }
+  int64_t mpi_fortran_handle() const override { return MPI_Comm_c2f(comm_); }
 
   void allreduce_sum(at::Tensor& t) override {
     check_collective("allreduce_sum", t, t, 1, 1);

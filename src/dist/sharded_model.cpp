@@ -245,6 +245,7 @@ ShardedModel::ShardedModel(const std::string& dir, torch::Device device, torch::
     : shards_(std::make_shared<Shards>()) {
   const auto config = model::ModelConfig::load(dir + "/config.json");
   io::SafetensorsSet weights(dir);
+  model::check_parameter_count(config, weights, dir);
   model_ =
       std::make_shared<model::Transformer>(config, device, dtype, model::Transformer::Weights::kPlaceholders);
   model::check_weight_names(*model_, weights, dir);

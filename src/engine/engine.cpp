@@ -101,7 +101,8 @@ std::vector<RequestOutput> Engine::generate(const std::vector<Request>& requests
     const auto& p = r.params;
     const std::string where = str("request ", i, " (id ", r.id, ")");
     CTM_CHECK(!r.prompt_ids.empty(), where, ": empty prompt");
-    CTM_CHECK(p.n >= 1, where, ": n must be >= 1 (got ", p.n, ")");
+    CTM_CHECK(p.n >= 1 && p.n <= kMaxSamplesPerRequest, where, ": n must be in [1, ", kMaxSamplesPerRequest,
+              "] (got ", p.n, ")");
     CTM_CHECK(p.max_new_tokens >= 1, where, ": max_new_tokens must be >= 1 (got ", p.max_new_tokens, ")");
     CTM_CHECK(p.temperature >= 0, where, ": temperature must be >= 0 (got ", p.temperature, ")");
     CTM_CHECK(p.top_p > 0 && p.top_p <= 1, where, ": top_p must be in (0, 1] (got ", p.top_p, ")");
@@ -124,6 +125,14 @@ std::vector<RequestOutput> Engine::generate(const std::vector<Request>& requests
   const int64_t budget_blocks = options_.kv_budget_bytes / block_bytes;
   CTM_CHECK(budget_blocks >= 1, "engine: KV budget of ", options_.kv_budget_bytes,
             " bytes is below one block (", block_bytes, " bytes)");
+  // Before any work: every request must fit the budget on its own (its prompt + one sample's worst case).
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t need = blocks_for(states[i].prefix_len) + states[i].suffix_blocks;
+    CTM_CHECK(need <= budget_blocks, "engine: request ", i, " (id ", requests[i].id, ") needs ",
+              need * block_bytes, " bytes of KV cache (prompt ", states[i].prefix_len, " tokens + ",
+              requests[i].params.max_new_tokens, " new), more than the budget of ", options_.kv_budget_bytes,
+              " bytes (--kv_budget_mb)");
+  }
   if (N == 0) return {};
   SharedPrefixCache cache(cfg, std::max<int64_t>(1, std::min(budget_blocks, workload_blocks)), bs,
                           model_.device(), model_.dtype());
@@ -226,6 +235,12 @@ std::vector<RequestOutput> Engine::generate(const std::vector<Request>& requests
     return true;
   };
 
+  // SIGTERM (Slurm's time limit) or SIGINT: the requests already started are finished (their samples hold
+  // KV blocks and partial text), no new one is opened; the task keeps what on_done delivered.
+  auto stopping = [&] {
+    if (options_.stop_on_request && !stats_.stopped && stop_requested()) stats_.stopped = next_request < N;
+    return stats_.stopped;
+  };
   int64_t peak_used = 0;
   while (done < N) {
     // Fill the free slots: waiting samples first, then new requests.
@@ -235,7 +250,7 @@ std::vector<RequestOutput> Engine::generate(const std::vector<Request>& requests
         if (!cache.allocate(s->req->suffix_blocks, s->suffix)) break;
         ready.pop_front();
         active.push_back(s);
-      } else if (next_request < N) {
+      } else if (next_request < N && !stopping()) {
         if (!open_request(states[next_request])) break;
         ++next_request;
       } else {
@@ -244,14 +259,11 @@ std::vector<RequestOutput> Engine::generate(const std::vector<Request>& requests
     }
     peak_used = std::max(peak_used, cache.num_blocks() - cache.free_blocks());
     if (active.empty()) {
-      CTM_CHECK(done == N, "engine: no progress possible (internal error: nothing active, ", N - done,
-                " requests left)");
+      CTM_CHECK(done == N || stopping(), "engine: no progress possible (internal error: nothing active, ",
+                N - done, " requests left)");
       break;
     }
     stats_.max_active = std::max<int64_t>(stats_.max_active, active.size());
-
-    // SIGTERM (Slurm's time limit) or SIGINT: stop between steps; the task decides what to keep.
-    if (options_.stop_on_request && stop_requested()) throw Stopped{};
 
     // One decode step over the batch.
     const int64_t S = static_cast<int64_t>(active.size());

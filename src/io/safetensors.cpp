@@ -340,11 +340,11 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
     } else {
       const auto before = out.tellp();
       t.write(out);
-      CTM_CHECK(out.tellp() - before == static_cast<std::streamoff>(sizes[i]), path, ": tensor ",
-                quoted(t.name), " wrote ", out.tellp() - before, " bytes, expected ", sizes[i]);
+      CTM_CHECK(!out.good() || out.tellp() - before == static_cast<std::streamoff>(sizes[i]), path,
+                ": tensor ", quoted(t.name), " wrote ", out.tellp() - before, " bytes, expected ", sizes[i]);
     }
   }
-  CTM_CHECK(out.good(), path, ": write failed");
+  CTM_CHECK(out.good(), "cannot write '", path, "': write failed (disk full or quota?)");
   file.commit();
 }
 

@@ -156,6 +156,15 @@ void copy_rows_from(const io::SafetensorsFile& file, const io::TensorInfo& info,
   file.release(begin, begin + n);
 }
 
+void check_parameter_count(const ModelConfig& config, const io::SafetensorsSet& weights, const std::string& dir) {
+  int64_t stored = 0;
+  for (const auto& name : weights.names()) stored += weights.info(name).numel();
+  if (config.num_parameters() > stored)
+    throw Error(ctm::str(dir, "/config.json describes ", config.num_parameters(),
+                         " parameters but the weights hold ", stored,
+                         " (is config.json the one of these weights?)"));
+}
+
 void check_weight_names(const Transformer& model, const io::SafetensorsSet& weights, const std::string& dir) {
   const ModelConfig& config = model.config();
   std::set<std::string> expected;
@@ -177,6 +186,8 @@ void check_weight_names(const Transformer& model, const io::SafetensorsSet& weig
 std::shared_ptr<Transformer> load_model(const std::string& dir, torch::Device device, torch::Dtype dtype) {
   const ModelConfig config = ModelConfig::load(dir + "/config.json");
   io::SafetensorsSet weights(dir);
+  // Before allocating anything: a typo in hidden_size would otherwise ask for terabytes.
+  check_parameter_count(config, weights, dir);
   auto model = std::make_shared<Transformer>(config, device, dtype);
   check_weight_names(*model, weights, dir);
   for (auto& [name, tensor] : model->named_parameters()) {

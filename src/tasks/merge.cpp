@@ -37,18 +37,21 @@ int run_merge(const TaskContext& ctx) {
   auto model = model::load_model(base_dir, device, dtype);
   model::load_peft(*model, ctx.common.lora_path);
   model::merge_lora(*model);
-  model::save_model(*model, out_dir);
+  // The folder is replaced as a whole: a full disk half-way leaves an older merge intact.
+  AtomicDir folder(out_dir);
+  model::save_model(*model, folder.path());
   // The base's config.json as written by its exporter (only the dtype is ours).
   config["torch_dtype"] = model::torch_dtype_name(dtype);
-  write_json_file_atomic(out_dir + "/config.json", config);
+  write_json_file_atomic(folder.path() + "/config.json", config);
   int copied = 0;
   for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                            "tokenizer.model", "vocab.json", "merges.txt", "generation_config.json"}) {
     const std::string src = base_dir + "/" + name;
     if (!file_exists(src)) continue;
-    write_file_atomic(out_dir + "/" + name, read_file(src));
+    write_file_atomic(folder.path() + "/" + name, read_file(src));
     ++copied;
   }
+  folder.commit();
   spdlog::info("merged {} into {} -> {} ({} tokenizer/generation files copied)", ctx.common.lora_path,
                base_dir, out_dir, copied);
   return 0;

@@ -135,4 +135,31 @@ LmExample completion_example(const text::Tokenizer& tok, const std::string& prom
   return ex;
 }
 
+bool tokenizer_adds_bos(const text::Tokenizer& tok) {
+  const auto bos = tok.bos_id();
+  if (!bos) return false;
+  const auto ids = tok.encode("x", /*add_special_tokens=*/true);
+  return !ids.empty() && ids.front() == *bos;
+}
+
+std::optional<LmExample> response_example(const text::Tokenizer& tok, const std::string& text,
+                                          const std::string& marker, bool add_eos, int64_t max_tokens) {
+  const size_t at = text.rfind(marker);
+  if (at == std::string::npos || at + marker.size() >= text.size()) return std::nullopt;
+  const size_t cut = at + marker.size();
+  LmExample ex =
+      tokenize_pieces(tok, {{text.substr(0, cut), false}, {text.substr(cut), true}}, tokenizer_adds_bos(tok));
+  if (add_eos) {
+    const auto eos = tok.eos_id();
+    CTM_CHECK(eos.has_value(), "the tokenizer has no EOS token");
+    ex.tokens.push_back(*eos);
+    ex.is_target.push_back(1);
+  }
+  if (max_tokens > 0 && static_cast<int64_t>(ex.tokens.size()) > max_tokens) {
+    ex.tokens.resize(static_cast<size_t>(max_tokens));
+    ex.is_target.resize(static_cast<size_t>(max_tokens));
+  }
+  return ex;
+}
+
 }  // namespace ctm::train

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <sstream>
 
 #include "ctm/core/atomic_file.hpp"
 #include "ctm/core/error.hpp"
@@ -137,8 +138,13 @@ void Trainer::save_checkpoint(const State& st, const std::string& fp) {
     if (!best_params_.empty()) archive.write("best_" + n, best_params_[i], true);
   }
   const auto path = checkpoint_file(opts_.checkpoint_dir);
+  // Serialised in memory first: torch's zip writer finishes the file in its destructor and terminates the
+  // process if the stream failed (a full disk), so the file is written by AtomicFile, which reports it.
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  const std::string data = std::move(bytes).str();
   AtomicFile out(path);
-  archive.save_to(out.stream());
+  out.stream().write(data.data(), static_cast<std::streamsize>(data.size()));
   out.commit();
   // A readable summary beside it (the .pt is the truth): progress and the loss curve.
   state.erase("adam_steps");
@@ -291,6 +297,9 @@ TrainResult Trainer::fit(const Split& train, const Split& valid) {
         if (g.defined()) g.div_(units);
       }
     }
+    if (!std::isfinite(loss_sum))
+      throw Error(str(opts_.label, ": the loss is not finite at update ", st.step + 1,
+                      " (a broken model, or a learning rate far too high); the last checkpoint is kept"));
     const double grad_norm = clip_grad_norm(params_, opts_.max_grad_norm);
     const double lr = opts_.lr * lr_multiplier(opts_.schedule, st.step, total);
     optimizer_.step(lr);

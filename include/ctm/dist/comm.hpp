@@ -33,6 +33,9 @@ class Comm {
   // True when the flag is true on every rank (used so all ranks agree on pass/fail or on stopping).
   virtual bool all(bool flag) = 0;
   virtual bool any(bool flag) = 0;
+  // The MPI communicator underneath as MPI_Comm_c2f gives it (MPI_Comm_f2c turns it back), for libraries
+  // that take an MPI_Comm (parallel HDF5); -1 for a backend without MPI.
+  virtual int64_t mpi_fortran_handle() const { return -1; }
 
   // ---- tensors: contiguous, the same shape and dtype on every rank. MPI takes CPU tensors (a CUDA tensor is
   // staged through host memory) and sums bfloat16/float16 in float32; NCCL takes tensors on its GPU (and

@@ -100,6 +100,7 @@ class NcclComm final : public Comm {
   void allreduce_sum(int64_t* data, int64_t n) override { host_.allreduce_sum(data, n); }
   bool all(bool flag) override { return host_.all(flag); }
   bool any(bool flag) override { return host_.any(flag); }
+  int64_t mpi_fortran_handle() const override { return host_.mpi_fortran_handle(); }
 
   void allreduce_sum(at::Tensor& t) override {
     check_collective("allreduce_sum", t, t, 1, 1);
