@@ -37,16 +37,17 @@ struct Shard {
 struct ShardedModel::Shards {
   std::shared_ptr<Comm> comm;
   model::Transformer* model = nullptr;  // owns the runner that owns these shards
-  std::vector<Shard> embedding, head;   // head empty when tied to the embedding
+  std::vector<Shard> embedding;         // empty when tied to the (replicated) head
   std::vector<std::vector<Shard>> layers;
   // Gathered storages, watched without keeping them alive: the measured peak counts whatever autograd kept.
   std::vector<std::pair<c10::weak_intrusive_ptr<c10::StorageImpl>, int64_t>> live;
   ShardStats stats;
 
-  std::vector<Shard>& block(const model::BlockCall& call) {
-    if (call.block == model::Block::kLayer) return layers.at(static_cast<size_t>(call.layer));
-    if (call.block == model::Block::kHead && !head.empty()) return head;
-    return embedding;
+  // The shards of a block; nullptr when its weights are replicated.
+  std::vector<Shard>* block(const model::BlockCall& call) {
+    if (call.block == model::Block::kLayer) return &layers.at(static_cast<size_t>(call.layer));
+    if (call.block == model::Block::kEmbedding && !embedding.empty()) return &embedding;
+    return nullptr;
   }
 
   void gather(std::vector<Shard>& block) {
@@ -189,7 +190,9 @@ class Recompute : public torch::autograd::Function<Recompute> {
 
 torch::Tensor run_block(const std::shared_ptr<Shards>& shards, const model::BlockCall& call,
                         const torch::Tensor& x) {
-  auto& block = shards->block(call);
+  auto* found = shards->block(call);
+  if (!found) return call.run(x);  // replicated weights
+  auto& block = *found;
   auto params = shards->trainable(call);
   const bool record =
       torch::GradMode::is_enabled() &&
@@ -233,9 +236,16 @@ torch::Tensor load_shard(const io::SafetensorsSet& weights, const std::string& n
 std::vector<Shard>& block_of(Shards& s, const std::string& name) {
   const std::string layer_prefix = "model.layers.";
   if (name.rfind(layer_prefix, 0) == 0) return s.layers.at(std::stoul(name.substr(layer_prefix.size())));
-  if (name == "lm_head.weight") return s.head;
   CTM_CHECK(name == "model.embed_tokens.weight", "sharded model: no block holds \"", name, "\"");
   return s.embedding;
+}
+
+// Weights every rank holds whole: the final norm ([hidden]) and the LM head, which runs once per chunk of
+// positions (model::sequence_logprobs), a number that differs between ranks, so it cannot be a collective.
+// A tied head is the embedding.
+bool replicated(const std::string& name, const model::ModelConfig& config) {
+  return name == "model.norm.weight" || name == "lm_head.weight" ||
+         (config.tie_word_embeddings && name == "model.embed_tokens.weight");
 }
 
 }  // namespace
@@ -256,7 +266,7 @@ ShardedModel::ShardedModel(const std::string& dir, torch::Device device, torch::
   for (auto& [name, slot] : model_->named_parameter_slots()) {
     const auto opts = torch::dtype(dtype).device(device);
     s.stats.model_bytes += slot->numel() * static_cast<int64_t>(c10::elementSize(dtype));
-    if (name == "model.norm.weight") {  // [hidden]: replicated
+    if (replicated(name, config)) {
       *slot = torch::empty(slot->sizes(), opts);
       model::copy_tensor_from(weights.file_of(name), weights.info(name), *slot);
       s.stats.resident_bytes += static_cast<int64_t>(slot->nbytes());
@@ -266,7 +276,7 @@ ShardedModel::ShardedModel(const std::string& dir, torch::Device device, torch::
     s.stats.resident_bytes += static_cast<int64_t>(shard.local.nbytes());
     block_of(s, name).push_back(std::move(shard));
   }
-  std::vector<const std::vector<Shard>*> blocks = {&s.embedding, &s.head};
+  std::vector<const std::vector<Shard>*> blocks = {&s.embedding};
   for (const auto& layer : s.layers) blocks.push_back(&layer);
   for (const auto* block : blocks) {
     int64_t bytes = 0;

@@ -156,7 +156,8 @@ void copy_rows_from(const io::SafetensorsFile& file, const io::TensorInfo& info,
   file.release(begin, begin + n);
 }
 
-void check_parameter_count(const ModelConfig& config, const io::SafetensorsSet& weights, const std::string& dir) {
+void check_parameter_count(const ModelConfig& config, const io::SafetensorsSet& weights,
+                           const std::string& dir) {
   int64_t stored = 0;
   for (const auto& name : weights.names()) stored += weights.info(name).numel();
   if (config.num_parameters() > stored)

@@ -3,11 +3,14 @@
 // Rank r of R keeps rows [r s, (r + 1) s) of every base weight, s = ceil(rows / R) (the last shards padded
 // with zeros), read as that row range from the safetensors files: no rank ever holds a whole tensor it did
 // not gather. The Transformer's base weights are placeholders that hold no memory; a block runner all-gathers
-// a block's weights (the embedding, one decoder layer, the LM head) just before the block runs and drops them
-// after. With autograd recording, a block runs under no-grad keeping only its input, and its backward gathers
-// the weights again, recomputes the block with grad and back-propagates through it, so no gathered weight
-// outlives its block. LoRA adapters (and so their optimiser state) are ordinary replicated tensors: the
-// trainer all-reduces their gradients as in plain data parallelism. The final norm ([hidden]) is replicated.
+// a block's weights (the embedding, one decoder layer) just before the block runs and drops them after. With
+// autograd recording, a layer runs under no-grad keeping only its input, and its backward gathers the weights
+// again, recomputes the layer with grad and back-propagates through it, so no gathered weight outlives its
+// block. LoRA adapters (and so their optimiser state) are ordinary replicated tensors: the trainer
+// all-reduces their gradients as in plain data parallelism. Replicated too: the final norm ([hidden]) and the
+// LM head (with a tied head, the embedding), because callers run the head once per chunk of positions
+// (model::sequence_logprobs), a count that differs between ranks and so cannot be a collective; it also
+// spares a gather of the largest matrix per chunk, forward and backward.
 #pragma once
 
 #include <torch/torch.h>
@@ -32,8 +35,9 @@ RowShard row_shard(int64_t rows, int rank, int ranks);
 bool fsdp_enabled(const std::string& value, const Comm& comm);
 
 struct ShardStats {
-  int64_t model_bytes = 0;     // every base weight, unsharded
-  int64_t resident_bytes = 0;  // held by this rank between blocks: its shards (with padding) + final norm
+  int64_t model_bytes = 0;          // every base weight, unsharded
+  int64_t resident_bytes = 0;       // held by this rank between blocks: its shards (with padding) + the
+                                    // replicated weights (final norm, LM head)
   int64_t largest_block_bytes = 0;  // the largest block as gathered (with padding)
   int64_t peak_gathered_bytes = 0;  // measured: the most bytes of gathered weights alive at one time
   int64_t gathers = 0;              // blocks gathered so far

@@ -36,7 +36,8 @@ void copy_rows_from(const io::SafetensorsFile& file, const io::TensorInfo& info,
                     torch::Tensor& dest);
 // ctm::Error when config.json describes more parameters than the folder's files hold (checked before any
 // allocation: a typo in hidden_size would otherwise ask for terabytes).
-void check_parameter_count(const ModelConfig& config, const io::SafetensorsSet& weights, const std::string& dir);
+void check_parameter_count(const ModelConfig& config, const io::SafetensorsSet& weights,
+                           const std::string& dir);
 // ctm::Error naming the tensor when a base weight of the model is missing from the folder's files or the
 // files hold a tensor the model does not have (except rotary buffers and a stored tied head).
 void check_weight_names(const Transformer& model, const io::SafetensorsSet& weights, const std::string& dir);
