@@ -20,6 +20,18 @@ namespace {
 constexpr const char* kFormat = "ctm-trainer-checkpoint-1";
 constexpr uint64_t kValidSeedItem = ~uint64_t{0};  // the rng stream of validation batches
 
+// Lockstep: with several ranks, every rank runs the same number of forward and backward passes, a rank
+// without a micro-batch in a round (the last round of an epoch, or of a validation) running a pass whose
+// result is dropped, so that collectives inside the loss (a sharded model's per-layer all-gathers) meet
+// their partners on every rank.
+int64_t rounds(int64_t batches, int64_t world) {
+  return (batches + world - 1) / world;
+}
+// The cheapest batch for such a pass: one example of a batch every rank has.
+std::vector<int64_t> padding_batch(const std::vector<int64_t>& batch) {
+  return {batch.front()};
+}
+
 Json record_to_json(const LogRecord& r) {
   Json j = {{"step", r.step}, {"epoch", r.epoch},         {"lr", r.lr},
             {"loss", r.loss}, {"grad_norm", r.grad_norm}, {"units", r.units}};
@@ -212,9 +224,15 @@ double Trainer::validate(const Split& valid) {
   const auto batches = sorted_batches(valid.lengths, opts_.eval_batch_size);
   torch::NoGradGuard no_grad;
   std::vector<double> totals = {0.0, 0.0};
-  for (size_t j = static_cast<size_t>(rank); j < batches.size(); j += world) {
-    torch::manual_seed(mix_seed(opts_.seed, kValidSeedItem, j));
-    const auto terms = valid.loss(batches[j], false);
+  const int64_t n = static_cast<int64_t>(batches.size());
+  for (int64_t round = 0; round < rounds(n, world); ++round) {
+    const int64_t j = round * world + rank;
+    if (j >= n) {  // no batch of mine in this round: a pass whose result is dropped (see rounds())
+      valid.loss(padding_batch(batches.front()), false);
+      continue;
+    }
+    torch::manual_seed(mix_seed(opts_.seed, kValidSeedItem, static_cast<uint64_t>(j)));
+    const auto terms = valid.loss(batches[static_cast<size_t>(j)], false);
     totals[0] += terms.sum.item<double>();
     totals[1] += terms.count;
   }
@@ -263,7 +281,13 @@ TrainResult Trainer::fit(const Split& train, const Split& valid) {
     optimizer_.zero_grad();
     double loss_sum = 0.0, units = 0.0;
     std::map<std::string, double> metric_sums;
-    for (int64_t j = begin + rank; j < end; j += world) {
+    for (int64_t round = 0; round < rounds(end - begin, world); ++round) {
+      const int64_t j = begin + round * world + rank;
+      if (j >= end) {  // no micro-batch of mine in this round: a zero-weighted pass (see rounds())
+        auto terms = train.loss(padding_batch(batches[begin]), true);
+        if (terms.sum.requires_grad()) (terms.sum * 0.0).backward();
+        continue;
+      }
       // Dropout and any other draw of the loss come from torch's generator, reseeded per micro-batch: a
       // resumed run draws what the uninterrupted one drew without saving generator state.
       torch::manual_seed(
