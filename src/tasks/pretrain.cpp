@@ -15,11 +15,12 @@
 #include "ctm/core/log.hpp"
 #include "ctm/core/signal.hpp"
 #include "ctm/data/dataset.hpp"
+#include "ctm/dist/collective.hpp"
+#include "ctm/dist/device.hpp"
 #include "ctm/io/json.hpp"
 #include "ctm/model/loader.hpp"
 #include "ctm/tasks/all.hpp"
 #include "ctm/tasks/common.hpp"
-#include "ctm/tasks/lora_training.hpp"
 #include "ctm/text/bpe_trainer.hpp"
 #include "ctm/train/lm.hpp"
 #include "ctm/train/lm_data.hpp"
@@ -222,9 +223,11 @@ int run_pretrain(const TaskContext& ctx) {
   topt.seed = common.seed;
   if (topt.max_steps <= 0) topt.max_steps = -1;
 
-  const auto collective = make_collective(ctx);
-  train::Trainer trainer(train::full_parameters(*model), topt,
-                         ctx.comm.size() > 1 ? collective.get() : nullptr);
+  // Data parallel (every weight trained, so none is sharded): gradients summed where they live (NCCL for
+  // CUDA).
+  const auto comm = dist::device_comm(ctx.comm, device);
+  dist::CommCollective collective(*comm);
+  train::Trainer trainer(train::full_parameters(*model), topt, ctx.comm.size() > 1 ? &collective : nullptr);
   train::Split train_split{train::example_lengths(train_seqs), train::lm_loss_fn(*model, train_seqs, eos)};
   train::Split valid_split{train::example_lengths(valid_seqs), train::lm_loss_fn(*model, valid_seqs, eos)};
   const auto result = trainer.fit(train_split, valid_split);
