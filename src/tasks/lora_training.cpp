@@ -140,15 +140,21 @@ BaseModel load_base_model(const TaskContext& ctx, bool sharded) {
   base.dir = resolve_model_path(ctx.common);
   const torch::Device device = rank_device(ctx.common, ctx.comm);
   base.comm = dist::device_comm(ctx.comm, device);
+  if (ctx.comm.size() > 1) base.collective = std::make_shared<dist::CommCollective>(*base.comm);
   if (sharded) {
     base.sharded =
         std::make_shared<dist::ShardedModel>(base.dir, device, model::default_dtype(device), base.comm);
     base.model = base.sharded->model();
     const dist::ShardStats s = base.sharded->stats();
-    spdlog::info("base model sharded over {} ranks: {:.1f} MB of {:.1f} MB resident on this rank",
-                 base.comm->size(), s.resident_bytes / 1e6, s.model_bytes / 1e6);
+    spdlog::info(
+        "base model sharded over {} ranks: {} B of its {} B of weights resident on rank {} (largest "
+        "gathered block {} B)",
+        base.comm->size(), s.resident_bytes, s.model_bytes, ctx.comm.rank(), s.largest_block_bytes);
   } else {
     base.model = model::load_model(base.dir, device, model::default_dtype(device));
+    int64_t bytes = 0;
+    for (const auto& [name, w] : base.model->named_parameters()) bytes += static_cast<int64_t>(w.nbytes());
+    spdlog::info("base model whole on rank {}: {} B of weights resident", ctx.comm.rank(), bytes);
   }
   return base;
 }
@@ -167,8 +173,7 @@ train::TrainResult train_adapter(const TaskContext& ctx, BaseModel& base, const 
   model::add_lora(model, t.lora, ctx.common.seed);
   train::TrainerOptions opts = t.trainer;
   opts.checkpoint_dir = out + ".state";
-  dist::CommCollective collective(*base.comm);
-  train::Trainer trainer(train::lora_parameters(model), opts, ctx.comm.size() > 1 ? &collective : nullptr);
+  train::Trainer trainer(train::lora_parameters(model), opts, base.collective.get());
   train::TrainResult result = trainer.fit(train_split, valid);
   if (result.stopped)
     throw Stopped{str("the checkpoint of update ", result.steps_done, " of ", result.total_steps, " is in ",

@@ -120,7 +120,7 @@ int run_train_cdpo(const TaskContext& ctx) {
       paths.dpo, set.dropped, train::preference_loss_name(po.loss),
       po.loss == train::PreferenceLoss::CDPO ? str(" (", train::cdpo_form_name(po.form), " form)") : "",
       po.beta);
-  const train::ReferenceLogps reference = train::reference_logps(model, set.pairs);
+  const train::ReferenceLogps reference = train::reference_logps(model, set.pairs, base.collective.get());
   const train::Split train_split{train::pair_lengths(set.pairs),
                                  train::preference_loss_fn(model, set.pairs, reference, po, *eos)};
   const Json info = {{"task", "train_cdpo"},

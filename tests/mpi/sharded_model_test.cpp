@@ -13,6 +13,7 @@
 #include "ctm/dist/collective.hpp"
 #include "ctm/text/tokenizer.hpp"
 #include "ctm/train/lm_data.hpp"
+#include "ctm/train/preference.hpp"
 #include "mpi_test.hpp"
 
 namespace ctm::dist {
@@ -221,6 +222,36 @@ TEST(ShardedModel, RanksWithoutAMicroBatchKeepInStep) {
       1e-4);
   ASSERT_TRUE(dp.last_valid_loss && one.last_valid_loss);
   EXPECT_NEAR(*dp.last_valid_loss, *one.last_valid_loss, 1e-5 * *one.last_valid_loss);
+}
+
+// cDPO's reference pass split over the ranks: rows of 50, 45, 40, 35, 30 and 25 random tokens in batches of
+// 100 padded tokens make 3 batches of 2 rows, so with 2 ranks rank 1 runs a padding forward in the second
+// round. The sharded model on R ranks gives the unsharded model's values on one rank, bit for bit.
+TEST(ShardedModel, ReferenceLogpsSplitOverRanksEqualOneRank) {
+  auto& c = world();
+  std::vector<train::PreferencePair> pairs(3);
+  Rng rng(17);
+  auto tokens = [&](int64_t n) {
+    std::vector<int32_t> t = {745};  // BOS
+    while (static_cast<int64_t>(t.size()) < n) t.push_back(static_cast<int32_t>(rng.below(745)));
+    return t;
+  };
+  for (int64_t i = 0; i < 3; ++i) {
+    pairs[i].chosen = tokens(50 - 10 * i);
+    pairs[i].rejected = tokens(45 - 10 * i);
+  }
+  CommCollective collective(c);
+  ShardedModel sharded(test::tiny_model(), torch::kCPU, torch::kFloat32, device_comm(c, torch::kCPU));
+  const auto got = train::reference_logps(*sharded.model(), pairs, &collective, 100);
+  const auto whole = model::load_model(test::tiny_model(), torch::kCPU, torch::kFloat32);
+  const auto want = train::reference_logps(*whole, pairs, nullptr, 100);
+  const int64_t rounds = (3 + c.size() - 1) / c.size();
+  EXPECT_EQ(sharded.stats().gathers, 5 * rounds);  // embedding + 4 layers per round, on every rank
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    EXPECT_EQ(got.chosen[i], want.chosen[i]) << "pair " << i;
+    EXPECT_EQ(got.rejected[i], want.rejected[i]) << "pair " << i;
+    EXPECT_EQ(got.chosen[i].size(), pairs[i].chosen.size());
+  }
 }
 
 }  // namespace

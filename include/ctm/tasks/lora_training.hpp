@@ -48,7 +48,8 @@ LoraTraining lora_training(const TaskContext& ctx, const std::string& label);
 struct BaseModel {
   std::string dir;
   std::shared_ptr<dist::Comm> comm;
-  std::shared_ptr<dist::ShardedModel> sharded;  // null when whole
+  std::shared_ptr<train::Collective> collective;  // over comm for the trainer; null with one rank
+  std::shared_ptr<dist::ShardedModel> sharded;    // null when whole
   std::shared_ptr<model::Transformer> model;
 };
 BaseModel load_base_model(const TaskContext& ctx, bool sharded);
@@ -57,8 +58,8 @@ BaseModel load_base_model(const TaskContext& ctx, bool sharded);
 std::string adapter_dir(const TaskContext& ctx, const std::string& model, const std::string& name);
 
 // Adds fresh adapters (seeded by --seed) to the base, trains them on `train` (validating on `valid`) with the
-// ranks' gradients summed over base.comm, and writes `out` as a whole; `info` (data files, counts, the task's
-// own settings) goes into training_info.json. On a stop request: checkpoint, then ctm::Stopped.
+// ranks' gradients summed by base.collective, and writes `out` as a whole; `info` (data files, counts, the
+// task's own settings) goes into training_info.json. On a stop request: checkpoint, then ctm::Stopped.
 train::TrainResult train_adapter(const TaskContext& ctx, BaseModel& base, const LoraTraining& t,
                                  const train::Split& train, const train::Split& valid, const std::string& out,
                                  const Json& info);
