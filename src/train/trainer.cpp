@@ -266,7 +266,9 @@ TrainResult Trainer::fit(const Split& train, const Split& valid) {
     }
   }
   auto window_start = std::chrono::steady_clock::now();
+  std::clock_t window_cpu = std::clock();  // this process's CPU time: on a shared machine, the work it did
   double window_units = 0.0;
+  int64_t window_updates = 0;
 
   while (!st.finished && st.step < total) {
     if (st.batch_pos >= static_cast<int64_t>(batches.size())) {
@@ -330,6 +332,7 @@ TrainResult Trainer::fit(const Split& train, const Split& valid) {
     ++st.step;
     st.batch_pos = end;
     window_units += units;
+    ++window_updates;
 
     LogRecord rec;
     rec.step = st.step;
@@ -361,11 +364,17 @@ TrainResult Trainer::fit(const Split& train, const Split& valid) {
     if (opts_.log_every > 0 && (st.step % opts_.log_every == 0 || st.finished)) {
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
-      spdlog::info("{}: step {}/{} epoch {} loss {:.4f} lr {:.3e} grad_norm {:.3f} ({:.0f} units/s)",
-                   opts_.label, st.step, total, st.epoch, rec.loss, lr, grad_norm,
-                   secs > 0 ? window_units / secs : 0.0);
+      const double cpu = static_cast<double>(std::clock() - window_cpu) / CLOCKS_PER_SEC;
+      spdlog::info(
+          "{}: step {}/{} epoch {} loss {:.4f} lr {:.3e} grad_norm {:.3f} ({:.3f} s/update, CPU {:.3f} "
+          "s/update, "
+          "{:.3g} units/s)",
+          opts_.label, st.step, total, st.epoch, rec.loss, lr, grad_norm, secs / window_updates,
+          cpu / window_updates, secs > 0 ? window_units / secs : 0.0);
       window_start = std::chrono::steady_clock::now();
+      window_cpu = std::clock();
       window_units = 0.0;
+      window_updates = 0;
     }
     st.history.push_back(std::move(rec));
 
