@@ -7,6 +7,8 @@
 #   - ctm evaluation (tiny, ARITH, 200 questions): accuracy on cuda vs cpu, wall time of each;
 #   - ctm logprobs: cuda (bf16) vs cpu (float32) on 100 sequences;
 #   - ctm pretrain: a few updates on cuda (the loss must fall), the same on cpu for comparison;
+#   - ctm train_cdpo on cuda, one rank, 4 updates with the base whole and sharded (--fsdp on: the per-layer
+#     gathers through a one-rank NCCL communicator and the recompute): the two adapters agree (bf16: 1e-2);
 #   - the CPU test suite (ctest) against libtorch 2.x.
 # Every step reports PASS or FAIL and the script goes on; the table comes last; the exit status is the number
 # of failed steps (0: all passed). Logs go to $OUT (build.log, ctest.log, cuda.log, summary.txt).
@@ -241,6 +243,43 @@ for dev in cuda cpu; do
   fi
 done
 row "pretrain cuda ($STEPS upd.)" "$st" "${SEC[pt-cuda]}" "${ACC[pt-cuda]}; cpu ${ACC[pt-cpu]} in ${SEC[pt-cpu]}"
+
+# ---- 6b. train_cdpo on cuda, one rank: the base whole and sharded (a one-rank NCCL communicator) -------------
+t=$(now)
+TD="$W/cdpo"
+tcommon=(--model_name tiny --dataset_name ARITH --sampling_n 8 --device cuda --output_dir "$TD" --log_level warn)
+ok=1
+{
+  timeout 120 "$CTM" prepare_startup_data "${tcommon[@]}" --max_questions 32 --max_new_tokens 160 &&
+    timeout 60 "$CTM" train_ce "${tcommon[@]}" --max_steps 2 --batch_size 2 --valid_examples 1 &&
+    timeout 60 "$CTM" calculate_ce_score "${tcommon[@]}"
+} >>"$CUDA_LOG" 2>&1 || ok=0
+for fsdp in off on; do
+  [ $ok = 1 ] || break
+  timeout 90 "$CTM" train_cdpo "${tcommon[@]}" --max_steps 4 --batch_size 1 --grad_accum 2 --fsdp "$fsdp" \
+    --log_every 1 --out "$TD/cdpo-$fsdp" --log_level info >"$W/cdpo-$fsdp.log" 2>&1 || ok=0
+  { echo "==== train_cdpo --device cuda --fsdp $fsdp"; grep -E 'base model|step [0-9]' "$W/cdpo-$fsdp.log"; } >>"$CUDA_LOG"
+done
+cdpo=$(py - "$TD" <<'EOF' 2>&1
+import array, json, struct, sys
+def load(path):
+    with open(path, "rb") as f:
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+        data = f.read()
+    return {n: array.array("f", data[v["data_offsets"][0]:v["data_offsets"][1]])
+            for n, v in header.items() if n != "__metadata__"}
+a, b = (load(f"{sys.argv[1]}/cdpo-{x}/adapter_model.safetensors") for x in ("off", "on"))
+assert a.keys() == b.keys() and all(max(map(abs, t)) > 0 for n, t in a.items() if "lora_B" in n)
+worst = max(max(abs(x - y) for x, y in zip(a[n], b[n])) / max(map(abs, a[n])) for n in a)
+print(f"adapters fsdp on vs off: {len(a)} tensors, max rel diff {worst:.2e}")
+sys.exit(0 if worst < 1e-2 else 1)
+EOF
+)
+cdrc=$?
+echo "==== train_cdpo cuda: $cdpo" >>"$CUDA_LOG"
+[ $ok = 1 ] && [ $cdrc = 0 ] && st=PASS || st=FAIL
+per=$(grep -o '[0-9.]* s/update' "$W/cdpo-off.log" 2>/dev/null | tail -1)
+row "train_cdpo cuda (4 upd.)" "$st" "$(since "$t")" "$(tail -1 <<<"$cdpo"); whole: ${per:-?}"
 
 # ---- 7. the CPU test suite against libtorch 2.x ------------------------------------------------------------------
 if [ "${SKIP_CTEST:-0}" != 1 ]; then
