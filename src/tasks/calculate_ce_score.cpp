@@ -114,6 +114,7 @@ int run_calculate_ce_score(const TaskContext& ctx) {
   const CommonOptions& c = ctx.common;
   if (c.dataset_name.empty()) throw UsageError("calculate_ce_score needs --dataset_name GSM8K|MATH|ARITH");
   data::parse_dataset(c.dataset_name);
+  reject_lora_path(ctx, "calculate_ce_score");
   const double beta = real_option(ctx, "beta", 0, 100);
   const int64_t batch_tokens = int_option(ctx, "batch_tokens", 1, int64_t{1} << 32);
   const std::string base_dir = resolve_model_path(c);

@@ -104,8 +104,16 @@ void add_lora_training_options(po::options_description& desc, const LoraTraining
   // clang-format on
 }
 
+void reject_lora_path(const TaskContext& ctx, const std::string& task) {
+  if (!ctx.common.lora_path.empty())
+    throw UsageError(
+        str(task, " starts from the base model and does not use --lora_path; to start from an adapter, ",
+            "merge it into a base folder first (ctm merge) and pass that as --model_path"));
+}
+
 LoraTraining lora_training(const TaskContext& ctx, const std::string& label) {
   constexpr int64_t kBig = int64_t{1} << 40;
+  reject_lora_path(ctx, label);
   LoraTraining t;
   t.lora.r = int_option(ctx, "lora_r", 1, 4096);
   t.lora.alpha = real_option(ctx, "lora_alpha", 1e-9, 1e6);

@@ -81,6 +81,11 @@ ConfigSections read_config(const std::string& path) {
   } catch (const po::error& e) {
     throw UsageError(str("--pipeline_config '", path, "': ", e.what()));
   }
+  for (const auto& [key, value] : out[""])
+    if (key != "max_questions" && key != "sampling_n" && key != "t")
+      throw UsageError(
+          str("--pipeline_config '", path, "': '", key,
+              "' before any [task] section; only max_questions, sampling_n and t go to every stage"));
   return out;
 }
 
@@ -130,7 +135,10 @@ struct StageResult {
 // Runs a stage unless its marker says it finished with these arguments; writes the marker when it finishes.
 StageResult run_stage(const TaskContext& ctx, const Stage& stage, const std::vector<std::string>& args,
                       const std::string& marker) {
-  const Json wanted = {{"task", stage.task}, {"args", args}};
+  std::vector<std::string> key = args;  // what decides the result: every argument but the log level
+  for (size_t i = 0; i + 1 < key.size(); ++i)
+    if (key[i] == "--log_level") key.erase(key.begin() + i, key.begin() + i + 2);
+  const Json wanted = {{"task", stage.task}, {"args", key}};
   if (file_exists(marker)) {
     const Json done = read_json_file(marker);
     if (done.value("task", Json()) == wanted["task"] && done.value("args", Json()) == wanted["args"])
@@ -173,6 +181,19 @@ bool selected(const std::string& list, const std::string& name) {
   return false;
 }
 
+void check_stage_names(const std::string& list, const std::vector<Stage>& all) {
+  std::stringstream ss(list);
+  for (std::string s; std::getline(ss, s, ',');) {
+    bool known = false;
+    std::string names;
+    for (const Stage& stage : all) {
+      known = known || stage.name == s;
+      names += (names.empty() ? "" : ", ") + stage.name;
+    }
+    if (!known) throw UsageError(str("--stages: no stage '", s, "'; the stages are ", names));
+  }
+}
+
 }  // namespace
 
 int run_pipeline(const TaskContext& ctx) {
@@ -183,6 +204,7 @@ int run_pipeline(const TaskContext& ctx) {
   const std::string cfg_path = config_path(ctx);
   const ConfigSections config = read_config(cfg_path);
   const std::string only = ctx.vm["stages"].as<std::string>();
+  check_stage_names(only, stages(""));
   const std::string ckpt = output_path(c, "checkpoints/" + model + "/" + c.dataset_name);
   const std::string out_dir = output_path(c, "output/" + model + "/" + c.dataset_name);
   check_output_dir(out_dir + "/pipeline");

@@ -93,7 +93,7 @@ void add_common_options(po::options_description& desc, CommonOptions& c, const s
     ("model_name", po::value(&c.model_name), "model name: Meta-Llama-3-8B, Meta-Llama-3-70B, deepseek-math-7b-base, "
                                               "Qwen2.5-7B, Qwen2.5-32B, tiny, or any folder name under $CTM_MODELS")
     ("dataset_name", po::value(&c.dataset_name), "GSM8K | MATH | ARITH")
-    ("lora_path", po::value(&c.lora_path), "LoRA adapter folder (PEFT format)")
+    ("lora_path", po::value(&c.lora_path), "LoRA adapter folder (PEFT format), applied to the base model; also with --model_path (the release ignores the adapter then)")
     ("model_path", po::value(&c.model_path), "Hugging Face model folder (overrides --model_name lookup)")
     ("gpus", po::value(&c.gpus), "with --device cuda: the node's GPUs for its ranks, e.g. 0,1 (rank r takes "
                                 "the local-rank-th; default: every visible GPU)")

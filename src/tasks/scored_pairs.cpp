@@ -116,4 +116,33 @@ std::vector<std::vector<float>> rejected_ce_probs(const std::string& path,
   return probs;
 }
 
+TrainingPairs training_pairs(const std::vector<TokenizedPair>& tokenized,
+                             const std::vector<std::vector<float>>* ce, int32_t eos, int64_t max_prompt,
+                             int64_t max_length) {
+  TrainingPairs out;
+  for (size_t i = 0; i < tokenized.size(); ++i) {
+    const TokenizedPair& t = tokenized[i];
+    const int64_t longest = static_cast<int64_t>(std::max(t.chosen.ids.size(), t.rejected.ids.size())) + 1;
+    if (t.prompt_tokens >= max_prompt || longest > max_length) {
+      ++out.dropped;
+      continue;
+    }
+    train::PreferencePair p;
+    p.chosen = t.chosen.ids;
+    p.chosen.push_back(eos);
+    p.rejected = t.rejected.ids;
+    p.rejected.push_back(eos);
+    p.chosen_start = t.chosen.response_start;
+    p.rejected_start = t.rejected.response_start;
+    if (ce) {  // w = 1 − ce_prob on the rejected tokens, aligned by index; the EOS (no score) weighs 1
+      CTM_CHECK((*ce)[i].size() < p.rejected.size(), "pair ", i, ": ", (*ce)[i].size(), " CE scores for ",
+                p.rejected.size() - 1, " rejected tokens");
+      p.rejected_weights.assign(p.rejected.size(), 1.0f);
+      for (size_t j = 0; j < (*ce)[i].size(); ++j) p.rejected_weights[j] = 1.0f - (*ce)[i][j];
+    }
+    out.pairs.push_back(std::move(p));
+  }
+  return out;
+}
+
 }  // namespace ctm::tasks

@@ -41,39 +41,6 @@ void add_train_cdpo_options(po::options_description& desc) {
 
 namespace {
 
-struct PairSet {
-  std::vector<train::PreferencePair> pairs;
-  int64_t dropped = 0;
-};
-
-// The training pairs: sequences + EOS, response starts, and the rejected tokens' weights (cDPO).
-PairSet preference_pairs(const std::vector<TokenizedPair>& tokenized,
-                         const std::vector<std::vector<float>>* ce, int32_t eos, int64_t max_prompt,
-                         int64_t max_length) {
-  PairSet out;
-  for (size_t i = 0; i < tokenized.size(); ++i) {
-    const TokenizedPair& t = tokenized[i];
-    const int64_t longest = static_cast<int64_t>(std::max(t.chosen.ids.size(), t.rejected.ids.size())) + 1;
-    if (t.prompt_tokens >= max_prompt || longest > max_length) {
-      ++out.dropped;
-      continue;
-    }
-    train::PreferencePair p;
-    p.chosen = t.chosen.ids;
-    p.chosen.push_back(eos);
-    p.rejected = t.rejected.ids;
-    p.rejected.push_back(eos);
-    p.chosen_start = t.chosen.response_start;
-    p.rejected_start = t.rejected.response_start;
-    if (ce) {  // w = 1 − ce_prob on the rejected tokens, aligned by index; the EOS (no score) weighs 1
-      p.rejected_weights.assign(p.rejected.size(), 1.0f);
-      for (size_t j = 0; j < (*ce)[i].size(); ++j) p.rejected_weights[j] = 1.0f - (*ce)[i][j];
-    }
-    out.pairs.push_back(std::move(p));
-  }
-  return out;
-}
-
 std::string stage_name(train::PreferenceLoss loss, train::CdpoForm form) {
   if (loss != train::PreferenceLoss::CDPO) return train::preference_loss_name(loss);
   return form == train::CdpoForm::Token ? "cdpo_token" : "cdpo";
@@ -111,8 +78,8 @@ int run_train_cdpo(const TaskContext& ctx) {
   const std::vector<TokenizedPair> tokenized = tokenize_pairs(tok, texts);
   std::vector<std::vector<float>> ce;
   if (po.loss == train::PreferenceLoss::CDPO) ce = rejected_ce_probs(paths.ce_scores, texts, tokenized);
-  const PairSet set = preference_pairs(tokenized, po.loss == train::PreferenceLoss::CDPO ? &ce : nullptr,
-                                       *eos, max_prompt, t.max_length);
+  const TrainingPairs set = training_pairs(tokenized, po.loss == train::PreferenceLoss::CDPO ? &ce : nullptr,
+                                           *eos, max_prompt, t.max_length);
   CTM_CHECK(!set.pairs.empty(), paths.dpo, ": no pair left to train on (", set.dropped,
             " dropped by the length limits)");
   spdlog::info(

@@ -38,6 +38,8 @@ struct LoraTraining {
   int64_t max_length = 1024, valid_examples = 0;
   bool fsdp = false;  // --fsdp: the base sharded over the ranks
 };
+// A UsageError when --lora_path is given to a task that trains or scores with adapters of its own.
+void reject_lora_path(const TaskContext& ctx, const std::string& task);
 // The options, range-checked (UsageError naming the option).
 LoraTraining lora_training(const TaskContext& ctx, const std::string& label);
 

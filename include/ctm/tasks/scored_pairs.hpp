@@ -10,6 +10,7 @@
 #include "ctm/data/selection.hpp"
 #include "ctm/tasks/task.hpp"
 #include "ctm/text/tokenizer.hpp"
+#include "ctm/train/preference.hpp"
 
 namespace ctm::tasks {
 
@@ -38,5 +39,17 @@ std::vector<TokenizedPair> tokenize_pairs(const text::Tokenizer& tok,
 std::vector<std::vector<float>> rejected_ce_probs(const std::string& path,
                                                   const std::vector<data::DpoPairText>& texts,
                                                   const std::vector<TokenizedPair>& pairs);
+
+// The pairs train_cdpo trains on: each side's ids + EOS with its response start, and for cDPO (ce given)
+// the rejected tokens' weights w_j = 1 - ce_prob_j aligned by token index, the EOS (which has no score)
+// weighing 1. Pairs whose prompt has max_prompt tokens or more, or whose longer side + EOS exceeds
+// max_length, are dropped (counted).
+struct TrainingPairs {
+  std::vector<train::PreferencePair> pairs;
+  int64_t dropped = 0;
+};
+TrainingPairs training_pairs(const std::vector<TokenizedPair>& tokenized,
+                             const std::vector<std::vector<float>>* ce, int32_t eos, int64_t max_prompt,
+                             int64_t max_length);
 
 }  // namespace ctm::tasks
