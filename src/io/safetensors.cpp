@@ -208,12 +208,12 @@ const TensorInfo& SafetensorsFile::info(const std::string& name) const {
   return tensors_[it->second];
 }
 
-void SafetensorsFile::release(const TensorInfo& t) const {
-  if (t.nbytes() == 0) return;
+void SafetensorsFile::release(uint64_t begin, uint64_t end) const {
+  if (end <= begin || end > data_size_) return;
   const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const auto base = reinterpret_cast<uintptr_t>(map_);
-  const uintptr_t lo = reinterpret_cast<uintptr_t>(data_ + t.begin) / page * page;
-  const uintptr_t hi = std::min<uintptr_t>(base + map_size_, reinterpret_cast<uintptr_t>(data_ + t.end));
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(data_ + begin) / page * page;
+  const uintptr_t hi = std::min<uintptr_t>(base + map_size_, reinterpret_cast<uintptr_t>(data_ + end));
   // A read-only file mapping: dropped pages are simply read again on the next access.
   ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
 }

@@ -117,7 +117,7 @@ int run_calculate_ce_score(const TaskContext& ctx) {
   reject_lora_path(ctx, "calculate_ce_score");
   const double beta = real_option(ctx, "beta", 0, 100);
   const int64_t batch_tokens = int_option(ctx, "batch_tokens", 1, int64_t{1} << 32);
-  std::string base_dir = resolve_model_path(c);
+  const std::string base_dir = resolve_model_path(c);
   const std::string model_name = model_label(c, base_dir);
   const ScoredPairPaths paths = scored_pair_paths(ctx, model_name);
   std::string pos_dir = ctx.vm["pos_adapter"].as<std::string>(),
@@ -135,8 +135,10 @@ int run_calculate_ce_score(const TaskContext& ctx) {
   const std::vector<data::DpoPairText> texts = data::read_dpo_json(paths.dpo);
   const int64_t P = static_cast<int64_t>(texts.size());
 
-  auto model = load_base_model(c, &base_dir);
-  const text::Tokenizer tok = load_model_tokenizer(base_dir, model->config());
+  // Whole on every rank: the ranks score different pairs, a different number of forwards each.
+  const BaseModel base = load_base_model(ctx, /*sharded=*/false);
+  model::Transformer& model = *base.model;
+  const text::Tokenizer tok = load_model_tokenizer(base_dir, model.config());
   const std::vector<TokenizedPair> pairs = tokenize_pairs(tok, texts);
   const Json settings = {{"task", "calculate_ce_score"},
                          {"model_path", base_dir},
@@ -154,11 +156,11 @@ int run_calculate_ce_score(const TaskContext& ctx) {
   spdlog::info("calculate_ce_score: {} pairs of {} ({} already scored), adapters {} and {}, beta {}", P,
                paths.dpo, work.done_count(), pos_dir, neg_dir, beta);
   if (work.done_count() < P) {
-    model::load_peft(*model, pos_dir);
-    const model::LoraAdapters pos = model::detach_lora(*model);
-    model::load_peft(*model, neg_dir);
-    const model::LoraAdapters neg = model::detach_lora(*model);
-    score_pending(ctx, *model, pos, neg, pairs, work, beta, batch_tokens);
+    model::load_peft(model, pos_dir);
+    const model::LoraAdapters pos = model::detach_lora(model);
+    model::load_peft(model, neg_dir);
+    const model::LoraAdapters neg = model::detach_lora(model);
+    score_pending(ctx, model, pos, neg, pairs, work, beta, batch_tokens);
   }
 
   // Each rank writes its contiguous block of pairs into the file (parallel HDF5).

@@ -14,6 +14,7 @@
 #include "ctm/core/worker_pool.hpp"
 #include "ctm/data/dataset.hpp"
 #include "ctm/data/prompt.hpp"
+#include "ctm/dist/device.hpp"
 
 namespace ctm::tasks {
 namespace fs = std::filesystem;
@@ -42,6 +43,10 @@ std::string resolve_model_path(const CommonOptions& common) {
   throw Error(
       str("model '", common.model_name, "' not found (tried ", tried,
           "); give --model_path DIR or set CTM_MODELS to the folder holding Hugging Face model folders"));
+}
+
+torch::Device rank_device(const CommonOptions& common, const dist::Comm& comm) {
+  return dist::rank_device(common.device, common.gpus, comm);
 }
 
 std::string model_label(const CommonOptions& common, const std::string& model_dir) {

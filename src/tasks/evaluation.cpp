@@ -113,7 +113,7 @@ int run_evaluation(const TaskContext& ctx) {
   work.recover(ctx.comm.rank() == 0 ? previous_results(paths, settings, Q) : std::vector<Json>{});
 
   if (work.done_count() < Q) {
-    InferenceModel m = load_inference_model(c);
+    InferenceModel m = load_inference_model(c, ctx.comm);
     const data::PromptBuilder prompts(kind, data_dir());
     std::vector<std::string> texts(Q);
     for (int64_t i = 0; i < Q; ++i) texts[i] = prompts.build(problems[i].question);

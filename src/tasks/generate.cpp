@@ -112,7 +112,7 @@ int run_generate(const TaskContext& ctx) {
   const std::string input = ctx.vm["input"].as<std::string>(), output = ctx.vm["output"].as<std::string>();
   check_output_file(output);
   const std::vector<Json> lines = read_jsonl(input, ctx.common.max_questions);
-  InferenceModel m = load_inference_model(ctx.common);
+  InferenceModel m = load_inference_model(ctx.common, ctx.comm);
   std::vector<engine::Request> all;
   for (size_t i = 0; i < lines.size(); ++i)
     all.push_back(parse_line(lines[i], static_cast<int64_t>(i), str(input, ":", i + 1), ctx, *m.tokenizer,

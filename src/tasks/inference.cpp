@@ -56,10 +56,10 @@ text::Tokenizer load_model_tokenizer(const std::string& dir, const model::ModelC
   return tok;
 }
 
-InferenceModel load_inference_model(const CommonOptions& common) {
+InferenceModel load_inference_model(const CommonOptions& common, const dist::Comm& comm) {
   InferenceModel m;
   m.dir = resolve_model_path(common);
-  const torch::Device device = model::parse_device(common.device);
+  const torch::Device device = rank_device(common, comm);
   m.model = model::load_model(m.dir, device, model::default_dtype(device));
   if (!common.lora_path.empty()) {
     model::load_peft(*m.model, common.lora_path);

@@ -72,7 +72,7 @@ int run_logprobs(const TaskContext& ctx) {
   const int64_t batch_tokens = int_option(ctx, "batch_tokens", 1, int64_t{1} << 32);
   check_output_file(output_path);
   const std::string model_dir = resolve_model_path(ctx.common);
-  const torch::Device device = model::parse_device(ctx.common.device);
+  const torch::Device device = rank_device(ctx.common, ctx.comm);
   const std::vector<Json> lines = read_jsonl(input_path, ctx.common.max_questions);
 
   auto model = model::load_model(model_dir, device, model::default_dtype(device));

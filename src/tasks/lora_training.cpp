@@ -6,6 +6,8 @@
 #include "ctm/core/error.hpp"
 #include "ctm/core/log.hpp"
 #include "ctm/core/signal.hpp"
+#include "ctm/dist/collective.hpp"
+#include "ctm/dist/device.hpp"
 #include "ctm/model/loader.hpp"
 #include "ctm/model/lora.hpp"
 #include "ctm/tasks/common.hpp"
@@ -13,25 +15,6 @@
 
 namespace ctm::tasks {
 namespace {
-
-class CommCollective : public train::Collective {
- public:
-  explicit CommCollective(dist::Comm& comm) : comm_(comm) {}
-  int rank() const override { return comm_.rank(); }
-  int size() const override { return comm_.size(); }
-  void all_reduce_sum(torch::Tensor& t) override {
-    CTM_CHECK(t.is_contiguous() && t.is_cpu(), "all-reduce needs a contiguous CPU tensor");
-    if (t.scalar_type() == torch::kFloat64)
-      comm_.allreduce_sum(t.data_ptr<double>(), t.numel());
-    else if (t.scalar_type() == torch::kFloat32)
-      comm_.allreduce_sum(t.data_ptr<float>(), t.numel());
-    else
-      throw Error(ctm::str("all-reduce of ", t.scalar_type(), " tensors is not supported"));
-  }
-
- private:
-  dist::Comm& comm_;
-};
 
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
@@ -114,7 +97,10 @@ void add_lora_training_options(po::options_description& desc, const LoraTraining
     ("eval_every", po::value<int64_t>()->default_value(d.eval_every), "updates between validations (0: at the end)")
     ("log_every", po::value<int64_t>()->default_value(10), "updates per logging step (metrics.jsonl, log line)")
     ("checkpoint_every", po::value<int64_t>()->default_value(100), "updates between checkpoints (0: at the end and on stop)")
-    ("shuffle_seed", po::value<int64_t>()->default_value(d.shuffle_seed), "seed of the data order");
+    ("shuffle_seed", po::value<int64_t>()->default_value(d.shuffle_seed), "seed of the data order")
+    ("fsdp", po::value<std::string>()->default_value("auto"),
+     "on | off | auto (on with more than one rank): shard the frozen base over the ranks, each keeping 1/R of "
+     "every weight and gathering a layer when it runs (docs/distributed.md)");
   // clang-format on
 }
 
@@ -153,17 +139,32 @@ LoraTraining lora_training(const TaskContext& ctx, const std::string& label) {
   t.max_length = int_option(ctx, "max_length", 2, 1 << 24);
   t.valid_examples = int_option(ctx, "valid_examples", 0, kBig);
   o.keep_best = t.valid_examples > 0;
+  t.fsdp = dist::fsdp_enabled(ctx.vm["fsdp"].as<std::string>(), ctx.comm);
   return t;
 }
 
-std::unique_ptr<train::Collective> make_collective(const TaskContext& ctx) {
-  return std::make_unique<CommCollective>(ctx.comm);
-}
-
-std::shared_ptr<model::Transformer> load_base_model(const CommonOptions& common, std::string* dir) {
-  *dir = resolve_model_path(common);
-  const torch::Device device = model::parse_device(common.device);
-  return model::load_model(*dir, device, model::default_dtype(device));
+BaseModel load_base_model(const TaskContext& ctx, bool sharded) {
+  BaseModel base;
+  base.dir = resolve_model_path(ctx.common);
+  const torch::Device device = rank_device(ctx.common, ctx.comm);
+  base.comm = dist::device_comm(ctx.comm, device);
+  if (ctx.comm.size() > 1) base.collective = std::make_shared<dist::CommCollective>(*base.comm);
+  if (sharded) {
+    base.sharded =
+        std::make_shared<dist::ShardedModel>(base.dir, device, model::default_dtype(device), base.comm);
+    base.model = base.sharded->model();
+    const dist::ShardStats s = base.sharded->stats();
+    spdlog::info(
+        "base model sharded over {} ranks: {} B of its {} B of weights resident on rank {} (largest "
+        "gathered block {} B)",
+        base.comm->size(), s.resident_bytes, s.model_bytes, ctx.comm.rank(), s.largest_block_bytes);
+  } else {
+    base.model = model::load_model(base.dir, device, model::default_dtype(device));
+    int64_t bytes = 0;
+    for (const auto& [name, w] : base.model->named_parameters()) bytes += static_cast<int64_t>(w.nbytes());
+    spdlog::info("base model whole on rank {}: {} B of weights resident", ctx.comm.rank(), bytes);
+  }
+  return base;
 }
 
 std::string adapter_dir(const TaskContext& ctx, const std::string& model, const std::string& name) {
@@ -172,26 +173,25 @@ std::string adapter_dir(const TaskContext& ctx, const std::string& model, const 
   return output_path(ctx.common, "checkpoints/" + model + "/" + ctx.common.dataset_name + "/" + name);
 }
 
-train::TrainResult train_adapter(const TaskContext& ctx, model::Transformer& model, const LoraTraining& t,
+train::TrainResult train_adapter(const TaskContext& ctx, BaseModel& base, const LoraTraining& t,
                                  const train::Split& train_split, const train::Split& valid,
-                                 const std::string& out, const std::string& base_dir, const Json& info) {
+                                 const std::string& out, const Json& info) {
   check_output_folder(out);
+  model::Transformer& model = *base.model;
   model::add_lora(model, t.lora, ctx.common.seed);
   train::TrainerOptions opts = t.trainer;
   opts.checkpoint_dir = out + ".state";
-  const auto collective = make_collective(ctx);
-  train::Trainer trainer(train::lora_parameters(model), opts,
-                         ctx.comm.size() > 1 ? collective.get() : nullptr);
+  train::Trainer trainer(train::lora_parameters(model), opts, base.collective.get());
   train::TrainResult result = trainer.fit(train_split, valid);
   if (result.stopped)
     throw Stopped{str("the checkpoint of update ", result.steps_done, " of ", result.total_steps, " is in ",
                       opts.checkpoint_dir, "; rerun the same command to resume")};
   if (ctx.comm.rank() == 0) {
     AtomicDir folder(out);
-    model::save_peft(model, folder.path(), base_dir);
+    model::save_peft(model, folder.path(), base.dir);
     write_file_atomic(folder.path() + "/metrics.jsonl", metrics_jsonl(result, opts.log_every));
     Json full = info;
-    full["base_model"] = base_dir;
+    full["base_model"] = base.dir;
     full["updates"] = result.steps_done;
     if (result.best_valid_loss) full["best_valid_loss"] = *result.best_valid_loss;
     if (!result.history.empty()) full["final_train_loss"] = result.history.back().loss;

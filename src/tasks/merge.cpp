@@ -23,7 +23,7 @@ int run_merge(const TaskContext& ctx) {
   const std::string out_dir = ctx.common.output_dir;
   CTM_CHECK(std::filesystem::weakly_canonical(base_dir) != std::filesystem::weakly_canonical(out_dir),
             "merge: --output_dir must differ from the base model folder ", base_dir);
-  const torch::Device device = model::parse_device(ctx.common.device);
+  const torch::Device device = rank_device(ctx.common, ctx.comm);
 
   // Keep the checkpoint's own precision (float32 for float32 files, bfloat16 for bfloat16 ones).
   Json config = read_json_file(base_dir + "/config.json");

@@ -214,7 +214,7 @@ int run_prepare_startup_data(const TaskContext& ctx) {
   work.recover(ctx.comm.rank() == 0 ? previous_samples(run, Q) : std::vector<Json>{});
 
   if (work.done_count() < Q) {
-    InferenceModel m = load_inference_model(c);
+    InferenceModel m = load_inference_model(c, ctx.comm);
     const data::PromptBuilder prompts(run.kind, data_dir());
     std::vector<std::string> texts(Q);
     for (int64_t i = 0; i < Q; ++i) texts[i] = prompts.build(problems[i].question);

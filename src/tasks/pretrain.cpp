@@ -15,11 +15,12 @@
 #include "ctm/core/log.hpp"
 #include "ctm/core/signal.hpp"
 #include "ctm/data/dataset.hpp"
+#include "ctm/dist/collective.hpp"
+#include "ctm/dist/device.hpp"
 #include "ctm/io/json.hpp"
 #include "ctm/model/loader.hpp"
 #include "ctm/tasks/all.hpp"
 #include "ctm/tasks/common.hpp"
-#include "ctm/tasks/lora_training.hpp"
 #include "ctm/text/bpe_trainer.hpp"
 #include "ctm/train/lm.hpp"
 #include "ctm/train/lm_data.hpp"
@@ -195,7 +196,7 @@ int run_pretrain(const TaskContext& ctx) {
   cfg.bos_token_id = tok.bos_id();
   cfg.eos_token_ids = {eos};
   cfg.torch_dtype = "float32";
-  const auto device = model::parse_device(common.device);
+  const auto device = rank_device(common, ctx.comm);
   auto model = model::init_model(cfg, common.seed, device, torch::kFloat32);
   spdlog::info("pretrain: {} parameters (d {}, {} layers, {} heads, SwiGLU {}, vocab {})",
                cfg.num_parameters(), cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.intermediate_size,
@@ -222,9 +223,11 @@ int run_pretrain(const TaskContext& ctx) {
   topt.seed = common.seed;
   if (topt.max_steps <= 0) topt.max_steps = -1;
 
-  const auto collective = make_collective(ctx);
-  train::Trainer trainer(train::full_parameters(*model), topt,
-                         ctx.comm.size() > 1 ? collective.get() : nullptr);
+  // Data parallel (every weight trained, so none is sharded): gradients summed where they live (NCCL for
+  // CUDA).
+  const auto comm = dist::device_comm(ctx.comm, device);
+  dist::CommCollective collective(*comm);
+  train::Trainer trainer(train::full_parameters(*model), topt, ctx.comm.size() > 1 ? &collective : nullptr);
   train::Split train_split{train::example_lengths(train_seqs), train::lm_loss_fn(*model, train_seqs, eos)};
   train::Split valid_split{train::example_lengths(valid_seqs), train::lm_loss_fn(*model, valid_seqs, eos)};
   const auto result = trainer.fit(train_split, valid_split);

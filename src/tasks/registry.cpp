@@ -95,7 +95,8 @@ void add_common_options(po::options_description& desc, CommonOptions& c, const s
     ("dataset_name", po::value(&c.dataset_name), "GSM8K | MATH | ARITH")
     ("lora_path", po::value(&c.lora_path), "LoRA adapter folder (PEFT format), applied to the base model; also with --model_path (the release ignores the adapter then)")
     ("model_path", po::value(&c.model_path), "Hugging Face model folder (overrides --model_name lookup)")
-    ("gpus", po::value(&c.gpus), "GPU ids this job may use, e.g. 0,1 (CUDA builds)")
+    ("gpus", po::value(&c.gpus), "with --device cuda: the node's GPUs for its ranks, e.g. 0,1 (rank r takes "
+                                "the local-rank-th; default: every visible GPU)")
     ("cdpo_data_path", po::value(&c.cdpo_data_path), "DPO pair file (source of rollout sampling)")
     ("output_dir", po::value(&c.output_dir)->default_value(c.output_dir), "root of data/, checkpoints/, output/")
     ("config", po::value(&c.config), "options file (key = value lines); the command line wins over it")

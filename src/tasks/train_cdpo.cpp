@@ -63,15 +63,16 @@ int run_train_cdpo(const TaskContext& ctx) {
   po.rpo_alpha = real_option(ctx, "rpo_alpha", 0, 1e3);
   const int64_t max_prompt = int_option(ctx, "max_prompt_length", 1, 1 << 24);
   const LoraTraining t = lora_training(ctx, str("train_cdpo ", stage_name(po.loss, po.form)));
-  std::string base_dir = resolve_model_path(c);
+  const std::string base_dir = resolve_model_path(c);
   const std::string model_name = model_label(c, base_dir);
   const ScoredPairPaths paths = scored_pair_paths(ctx, model_name);
   const std::string out = adapter_dir(ctx, model_name, stage_name(po.loss, po.form));
   check_output_folder(out);
   const std::vector<data::DpoPairText> texts = data::read_dpo_json(paths.dpo);
 
-  auto model = load_base_model(c, &base_dir);
-  const text::Tokenizer tok = load_model_tokenizer(base_dir, model->config());
+  BaseModel base = load_base_model(ctx, t.fsdp);
+  model::Transformer& model = *base.model;
+  const text::Tokenizer tok = load_model_tokenizer(base_dir, model.config());
   const auto eos = tok.eos_id();
   CTM_CHECK(eos.has_value(), base_dir, ": the tokenizer has no EOS token (the DPO sequences end with one)");
   const std::vector<TokenizedPair> tokenized = tokenize_pairs(tok, texts);
@@ -86,9 +87,9 @@ int run_train_cdpo(const TaskContext& ctx) {
       paths.dpo, set.dropped, train::preference_loss_name(po.loss),
       po.loss == train::PreferenceLoss::CDPO ? str(" (", train::cdpo_form_name(po.form), " form)") : "",
       po.beta);
-  const train::ReferenceLogps reference = train::reference_logps(*model, set.pairs);
+  const train::ReferenceLogps reference = train::reference_logps(model, set.pairs, base.collective.get());
   const train::Split train_split{train::pair_lengths(set.pairs),
-                                 train::preference_loss_fn(*model, set.pairs, reference, po, *eos)};
+                                 train::preference_loss_fn(model, set.pairs, reference, po, *eos)};
   const Json info = {{"task", "train_cdpo"},
                      {"loss", train::preference_loss_name(po.loss)},
                      {"cdpo_loss", train::cdpo_form_name(po.form)},
@@ -98,7 +99,7 @@ int run_train_cdpo(const TaskContext& ctx) {
                      {"ce_scores", po.loss == train::PreferenceLoss::CDPO ? paths.ce_scores : ""},
                      {"pairs", set.pairs.size()},
                      {"dropped_pairs", set.dropped}};
-  train_adapter(ctx, *model, t, train_split, train::Split{}, out, base_dir, info);
+  train_adapter(ctx, base, t, train_split, train::Split{}, out, info);
   if (ctx.comm.rank() == 0) std::cout << "train_cdpo: adapter in " << out << std::endl;
   return 0;
 }

@@ -77,7 +77,7 @@ int run_train_ce(const TaskContext& ctx) {
   if (c.dataset_name.empty()) throw UsageError("train_ce needs --dataset_name GSM8K|MATH|ARITH");
   const data::DatasetKind kind = data::parse_dataset(c.dataset_name);
   const LoraTraining t = lora_training(ctx, "train_ce");
-  std::string base_dir = resolve_model_path(c);
+  const std::string base_dir = resolve_model_path(c);
   const std::string model_name = model_label(c, base_dir);
   std::string sft_path = ctx.vm["sft_data"].as<std::string>();
   if (sft_path.empty()) sft_path = startup_data_paths(c, model_name, startup_tag(ctx, model_name)).sft;
@@ -86,8 +86,9 @@ int run_train_ce(const TaskContext& ctx) {
   for (const char* side : {"pos", "neg"}) check_output_folder(out + "/" + side);
   const data::SftData sft = data::read_sft_json(sft_path);
 
-  auto model = load_base_model(c, &base_dir);
-  const text::Tokenizer tok = load_model_tokenizer(base_dir, model->config());
+  BaseModel base = load_base_model(ctx, t.fsdp);
+  model::Transformer& model = *base.model;
+  const text::Tokenizer tok = load_model_tokenizer(base_dir, model.config());
   const int32_t pad = tok.eos_id().value_or(0);
   for (const char* side : {"pos", "neg"}) {
     const bool pos = std::string(side) == "pos";
@@ -96,8 +97,8 @@ int run_train_ce(const TaskContext& ctx) {
                  side, d.train.size() + d.valid.size(), sft_path, d.train.size(), d.valid.size(), d.dropped);
     LoraTraining side_t = t;
     side_t.trainer.label = str("train_ce ", side);
-    const train::Split train_split{train::example_lengths(d.train), train::lm_loss_fn(*model, d.train, pad)};
-    const train::Split valid_split{train::example_lengths(d.valid), train::lm_loss_fn(*model, d.valid, pad)};
+    const train::Split train_split{train::example_lengths(d.train), train::lm_loss_fn(model, d.train, pad)};
+    const train::Split valid_split{train::example_lengths(d.valid), train::lm_loss_fn(model, d.valid, pad)};
     const Json info = {{"task", "train_ce"},
                        {"side", side},
                        {"sft_data", sft_path},
@@ -105,7 +106,7 @@ int run_train_ce(const TaskContext& ctx) {
                        {"train_examples", d.train.size()},
                        {"valid_examples", d.valid.size()},
                        {"dropped_examples", d.dropped}};
-    train_adapter(ctx, *model, side_t, train_split, valid_split, out + "/" + side, base_dir, info);
+    train_adapter(ctx, base, side_t, train_split, valid_split, out + "/" + side, info);
   }
   if (ctx.comm.rank() == 0) std::cout << "train_ce: adapters in " << out << "/pos and " << out << "/neg\n";
   return 0;

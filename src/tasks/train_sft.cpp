@@ -31,14 +31,15 @@ int run_train_sft(const TaskContext& ctx) {
   if (c.dataset_name.empty()) throw UsageError("train_sft needs --dataset_name GSM8K|MATH|ARITH");
   const data::DatasetKind kind = data::parse_dataset(c.dataset_name);
   const LoraTraining t = lora_training(ctx, "train_sft");
-  std::string base_dir = resolve_model_path(c);
+  const std::string base_dir = resolve_model_path(c);
   const std::string model_name = model_label(c, base_dir);
   const ScoredPairPaths paths = scored_pair_paths(ctx, model_name);
   const std::string out = adapter_dir(ctx, model_name, "sft_chosen");
   check_output_folder(out);
   const std::vector<data::DpoPairText> texts = data::read_dpo_json(paths.dpo);
-  auto model = load_base_model(c, &base_dir);
-  const text::Tokenizer tok = load_model_tokenizer(base_dir, model->config());
+  BaseModel base = load_base_model(ctx, t.fsdp);
+  model::Transformer& model = *base.model;
+  const text::Tokenizer tok = load_model_tokenizer(base_dir, model.config());
   const std::string marker = data::python_strip(data::prompt_format(kind).answer_prefix);
   std::vector<train::LmExample> examples;
   int64_t dropped = 0;
@@ -53,12 +54,12 @@ int run_train_sft(const TaskContext& ctx) {
   CTM_CHECK(!examples.empty(), paths.dpo, ": no chosen response to train on");
   spdlog::info("train_sft: {} chosen responses of {} ({} dropped)", examples.size(), paths.dpo, dropped);
   const int32_t pad = tok.eos_id().value_or(0);
-  const train::Split train_split{train::example_lengths(examples), train::lm_loss_fn(*model, examples, pad)};
+  const train::Split train_split{train::example_lengths(examples), train::lm_loss_fn(model, examples, pad)};
   const Json info = {{"task", "train_sft"},
                      {"dpo_data", paths.dpo},
                      {"examples", examples.size()},
                      {"dropped_examples", dropped}};
-  train_adapter(ctx, *model, t, train_split, train::Split{}, out, base_dir, info);
+  train_adapter(ctx, base, t, train_split, train::Split{}, out, info);
   if (ctx.comm.rank() == 0) std::cout << "train_sft: adapter in " << out << std::endl;
   return 0;
 }

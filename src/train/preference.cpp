@@ -87,8 +87,45 @@ LossTerms preference_loss(const SideLogps& chosen, const SideLogps& rejected, co
   return terms;
 }
 
+namespace {
+
+using ReferenceRow = std::pair<const std::vector<int32_t>*, std::vector<float>*>;  // tokens, log-probs
+
+// Forwards rows [begin, end) as one batch and stores their log-probabilities.
+void forward_rows(model::Transformer& model, std::vector<ReferenceRow>& rows, size_t begin, size_t end) {
+  std::vector<std::vector<int64_t>> seqs;
+  for (size_t k = begin; k < end; ++k) seqs.emplace_back(rows[k].first->begin(), rows[k].first->end());
+  const auto lp =
+      absolute_logprobs(model, model::pad_batch(seqs, model.device())).to(torch::kCPU).contiguous();
+  for (size_t k = begin; k < end; ++k) {
+    const float* row = lp[static_cast<int64_t>(k - begin)].data_ptr<float>();
+    rows[k].second->assign(row, row + seqs[k - begin].size());
+  }
+}
+
+// Every rank's rows on every rank: each rank's rows hold values where it computed them and zeros elsewhere,
+// so one all-reduce of the concatenation gives each value plus zeros, that is the value itself.
+void combine_rows(std::vector<ReferenceRow>& rows, Collective& collective) {
+  int64_t total = 0;
+  for (const auto& r : rows) total += static_cast<int64_t>(r.first->size());
+  auto flat = torch::zeros({total}, torch::kFloat32);
+  float* p = flat.data_ptr<float>();
+  for (const auto& r : rows) {
+    std::copy(r.second->begin(), r.second->end(), p);
+    p += r.first->size();
+  }
+  collective.all_reduce_sum(flat);
+  p = flat.data_ptr<float>();
+  for (auto& r : rows) {
+    r.second->assign(p, p + r.first->size());
+    p += r.first->size();
+  }
+}
+
+}  // namespace
+
 ReferenceLogps reference_logps(model::Transformer& model, const std::vector<PreferencePair>& pairs,
-                               int64_t batch_tokens) {
+                               Collective* collective, int64_t batch_tokens) {
   ReferenceLogps out;
   out.chosen.resize(pairs.size());
   out.rejected.resize(pairs.size());
@@ -96,27 +133,34 @@ ReferenceLogps reference_logps(model::Transformer& model, const std::vector<Pref
   const bool was_enabled = model.lora_enabled(), was_training = model.training();
   model.set_lora_enabled(false);  // the reference is the base
   model.set_training(false);
-  std::vector<std::pair<const std::vector<int32_t>*, std::vector<float>*>> rows;
+  std::vector<ReferenceRow> rows;
   for (size_t i = 0; i < pairs.size(); ++i) {
     rows.push_back({&pairs[i].chosen, &out.chosen[i]});
     rows.push_back({&pairs[i].rejected, &out.rejected[i]});
   }
   std::stable_sort(rows.begin(), rows.end(),
                    [](const auto& a, const auto& b) { return a.first->size() > b.first->size(); });
+  std::vector<size_t> starts;  // batch b is rows [starts[b], starts[b + 1])
   for (size_t start = 0; start < rows.size();) {
+    starts.push_back(start);
     const int64_t longest = static_cast<int64_t>(rows[start].first->size());
-    const size_t end =
-        std::min(rows.size(), start + std::max<size_t>(1, static_cast<size_t>(batch_tokens / longest)));
-    std::vector<std::vector<int64_t>> seqs;
-    for (size_t k = start; k < end; ++k) seqs.emplace_back(rows[k].first->begin(), rows[k].first->end());
-    const auto lp =
-        absolute_logprobs(model, model::pad_batch(seqs, model.device())).to(torch::kCPU).contiguous();
-    for (size_t k = start; k < end; ++k) {
-      const float* row = lp[static_cast<int64_t>(k - start)].data_ptr<float>();
-      rows[k].second->assign(row, row + seqs[k - start].size());
-    }
-    start = end;
+    start = std::min(rows.size(), start + std::max<size_t>(1, static_cast<size_t>(batch_tokens / longest)));
   }
+  starts.push_back(rows.size());
+  const size_t batches = starts.size() - 1;
+  const size_t world = collective ? static_cast<size_t>(collective->size()) : 1;
+  const size_t rank = collective ? static_cast<size_t>(collective->rank()) : 0;
+  for (size_t round = 0; round < (batches + world - 1) / world; ++round) {
+    const size_t b = round * world + rank;
+    if (b < batches) {
+      forward_rows(model, rows, starts[b], starts[b + 1]);
+    } else {  // no batch of mine: a forward of the shortest row all the same (a sharded model's gathers)
+      std::vector<float> dropped;
+      std::vector<ReferenceRow> one = {{rows.back().first, &dropped}};
+      forward_rows(model, one, 0, 1);
+    }
+  }
+  if (world > 1) combine_rows(rows, *collective);
   model.set_lora_enabled(was_enabled);
   model.set_training(was_training);
   return out;

@@ -1,6 +1,8 @@
 // Helpers shared by the tasks: where data and models live, and the per-rank thread set-up.
 #pragma once
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <string>
 
@@ -15,6 +17,10 @@ std::string data_dir();
 // The model folder for a run: --model_path, else $CTM_MODELS/<model_name>, else the embedded
 // data/models/<name>. Errors name what was tried.
 std::string resolve_model_path(const CommonOptions& common);
+
+// This rank's device from --device and --gpus (dist::rank_device): with --device cuda, GPU local_rank of
+// --gpus or of every visible GPU; an error when a node runs more ranks than it has GPUs.
+torch::Device rank_device(const CommonOptions& common, const dist::Comm& comm);
 
 // The model's name in output paths: --model_name, else the model folder's name.
 std::string model_label(const CommonOptions& common, const std::string& model_dir);

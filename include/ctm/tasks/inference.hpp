@@ -32,8 +32,9 @@ struct InferenceModel {
 // error at load, not an index error in the middle of a run.
 text::Tokenizer load_model_tokenizer(const std::string& dir, const model::ModelConfig& config);
 
-// The model of --model_path / --model_name on --device, with --lora_path's adapter merged into the weights.
-InferenceModel load_inference_model(const CommonOptions& common);
+// The model of --model_path / --model_name on this rank's device (rank_device), with --lora_path's adapter
+// merged into the weights.
+InferenceModel load_inference_model(const CommonOptions& common, const dist::Comm& comm);
 
 // The prompt token ids of every problem (the dataset's prompt, no BOS, DESIGN.md §2) and a cost per problem
 // for my_items: prompt length + 256 per sample.

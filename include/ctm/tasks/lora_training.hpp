@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "ctm/dist/sharded_model.hpp"
 #include "ctm/io/json.hpp"
 #include "ctm/model/transformer.hpp"
 #include "ctm/tasks/task.hpp"
@@ -35,27 +36,34 @@ struct LoraTraining {
   model::LoraConfig lora;
   train::TrainerOptions trainer;
   int64_t max_length = 1024, valid_examples = 0;
+  bool fsdp = false;  // --fsdp: the base sharded over the ranks
 };
 // A UsageError when --lora_path is given to a task that trains or scores with adapters of its own.
 void reject_lora_path(const TaskContext& ctx, const std::string& task);
 // The options, range-checked (UsageError naming the option).
 LoraTraining lora_training(const TaskContext& ctx, const std::string& label);
 
-// Data parallelism for the trainer over the task's communicator (CPU tensors through MPI).
-std::unique_ptr<train::Collective> make_collective(const TaskContext& ctx);
-
-// The base model of --model_path / --model_name on --device (float32 on CPU, bfloat16 on CUDA), its folder in
-// *dir.
-std::shared_ptr<model::Transformer> load_base_model(const CommonOptions& common, std::string* dir);
+// The base model of --model_path / --model_name on this rank's device (rank_device; float32 on CPU, bfloat16
+// on CUDA), with the communicator for tensors there (dist::device_comm: NCCL for CUDA, MPI for the CPU).
+// Sharded: every rank keeps its shard of each base weight (dist::ShardedModel); then every forward and
+// backward is collective, so only data-parallel training, where every rank runs the same passes, may use it.
+struct BaseModel {
+  std::string dir;
+  std::shared_ptr<dist::Comm> comm;
+  std::shared_ptr<train::Collective> collective;  // over comm for the trainer; null with one rank
+  std::shared_ptr<dist::ShardedModel> sharded;    // null when whole
+  std::shared_ptr<model::Transformer> model;
+};
+BaseModel load_base_model(const TaskContext& ctx, bool sharded);
 
 // The adapter folder of a training stage: --out, else <output_dir>/checkpoints/<model>/<dataset>/<name>.
 std::string adapter_dir(const TaskContext& ctx, const std::string& model, const std::string& name);
 
-// Adds fresh adapters (seeded by --seed) to `model`, trains them on `train` (validating on `valid`), and
-// writes `out` as a whole; `info` (data files, counts, the task's own settings) goes into training_info.json.
-// On a stop request: checkpoint, then ctm::Stopped.
-train::TrainResult train_adapter(const TaskContext& ctx, model::Transformer& model, const LoraTraining& t,
+// Adds fresh adapters (seeded by --seed) to the base, trains them on `train` (validating on `valid`) with the
+// ranks' gradients summed by base.collective, and writes `out` as a whole; `info` (data files, counts, the
+// task's own settings) goes into training_info.json. On a stop request: checkpoint, then ctm::Stopped.
+train::TrainResult train_adapter(const TaskContext& ctx, BaseModel& base, const LoraTraining& t,
                                  const train::Split& train, const train::Split& valid, const std::string& out,
-                                 const std::string& base_dir, const Json& info);
+                                 const Json& info);
 
 }  // namespace ctm::tasks

@@ -20,7 +20,7 @@ struct CommonOptions {
   std::string dataset_name;
   std::string lora_path;
   std::string model_path;
-  std::string gpus;  // e.g. "0,1": the GPUs this job may use (CUDA builds); ranks take them round-robin
+  std::string gpus;  // e.g. "0,1": with --device cuda, a node's local rank i takes the i-th (rank_device)
   double t = 0.0;    // sampling temperature for evaluation (0 = greedy)
   int sampling_n = 1;
   std::string cdpo_data_path;

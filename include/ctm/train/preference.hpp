@@ -59,12 +59,14 @@ struct PreferencePair {
 
 // log π_ref(token_j | tokens_<j) for j >= 1 (index 0 holds 0) of both sides of every pair, with the model's
 // LoRA switched off, in batches of about batch_tokens padded tokens. Computed once before training (the
-// reference never changes).
+// reference never changes). With a collective, rank r forwards batches r, r + R, ... (every rank the same
+// number of forwards, as the trainer, for a sharded model) and the ranks' rows are then summed into every
+// rank's result: the values are those of one rank, bit for bit.
 struct ReferenceLogps {
   std::vector<std::vector<float>> chosen, rejected;
 };
 ReferenceLogps reference_logps(model::Transformer& model, const std::vector<PreferencePair>& pairs,
-                               int64_t batch_tokens = 8192);
+                               Collective* collective = nullptr, int64_t batch_tokens = 8192);
 
 // A LossFn over `pairs` (kept by reference, as `reference`): forwards both sides of the requested pairs as
 // one right-padded batch through the model (training mode as the trainer asks) and returns preference_loss.
