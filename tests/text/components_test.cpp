@@ -258,6 +258,29 @@ TEST(Components, ByteFallbackUnknownAndDecoderChain) {
   EXPECT_EQ(fused.encode("Heee", false), (std::vector<int32_t>{6, 7, 5}));  // merges on characters
 }
 
+// The Strip decoder on bytes that are not UTF-8 (ByteFallback keeps them as they are, and an incremental
+// decode stops inside a character): each such byte is one character that is never stripped. Strip used to
+// read a lead byte's missing continuation bytes past the end of the token (found by the tokenizer fuzz
+// target; an ASan heap overflow on long tokens, a wrong result on short ones).
+TEST(Components, StripDecoderOnIncompleteCharacters) {
+  Json j = sentencepiece_like(true, false);
+  j["decoder"]["decoders"][3]["stop"] = 1;  // strip one leading and one trailing space
+  const Tokenizer tok = Tokenizer::from_json(j);
+  const int32_t e4 = 10 + 0xE4, space = 3;
+  EXPECT_EQ(tok.decode({e4, space}), "\xE4");
+  EXPECT_EQ(tok.decode({space, e4, 10 + 0xBD, space}), "\xE4\xBD");
+  // Valid characters keep Hugging Face's quirk: the kept length is counted in bytes, so after a multi-byte
+  // character the trailing space stays.
+  EXPECT_EQ(tok.decode({space, 10 + 0xE4, 10 + 0xBD, 10 + 0xA0, space}), "你 ");
+  std::vector<int32_t> ids = {1};
+  ids.insert(ids.end(), 40, e4);  // a token longer than std::string's inline buffer: on the heap
+  EXPECT_EQ(tok.decode(ids), "Hello" + std::string(40, '\xE4'));
+  IncrementalDecoder dec(tok);
+  std::string joined;
+  for (int32_t id : ids) joined += dec.push(id);
+  EXPECT_EQ(joined + dec.flush(), tok.decode(ids));
+}
+
 void expect_error(const Json& j, const std::string& needle) {
   try {
     Tokenizer::from_json(j);
