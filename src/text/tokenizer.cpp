@@ -26,10 +26,21 @@ ByteLevelMap::ByteLevelMap() {
 }
 
 std::optional<std::string> ByteLevelMap::to_bytes(std::string_view token) const {
+  // The byte characters are below U+0144: one or two UTF-8 bytes each. The token need not be UTF-8 (a decoder
+  // step before ByteLevel may have made raw bytes), so nothing past its end is read.
   std::string out;
   out.reserve(token.size());
   for (size_t i = 0; i < token.size();) {
-    const uint32_t cp = utf8_next(token, i);
+    const auto b = static_cast<unsigned char>(token[i]);
+    uint32_t cp = b;
+    if (b >= 0x80) {
+      if (b < 0xC2 || b > 0xC5 || i + 1 >= token.size()) return std::nullopt;
+      const auto c = static_cast<unsigned char>(token[i + 1]);
+      if ((c & 0xC0) != 0x80) return std::nullopt;
+      cp = ((b & 0x1Fu) << 6) | (c & 0x3Fu);
+      ++i;
+    }
+    ++i;
     if (cp >= 0x144 || char_to_byte[cp] < 0) return std::nullopt;
     out.push_back(static_cast<char>(char_to_byte[cp]));
   }
@@ -414,16 +425,21 @@ void parse_decoder(const J& j, const std::string& where, std::vector<DecoderStep
 
 // A decoder that maps each token on its own, so decode(ids) is the concatenation of the tokens' bytes.
 bool decoder_is_per_token(const std::vector<DecoderStep>& steps) {
-  bool after_byte_level = false;
+  bool after_byte_level = false, after_byte_fallback = false;
   for (const DecoderStep& s : steps) {
     switch (s.kind) {
       case DecoderStep::Fuse:
       case DecoderStep::Strip:
         return false;
       case DecoderStep::ByteLevel:
+        // ByteFallback joins consecutive byte tokens: a character ByteLevel reads may span tokens.
+        if (after_byte_fallback) return false;
         after_byte_level = true;
         break;
       case DecoderStep::ByteFallback:
+        after_byte_fallback = true;
+        if (after_byte_level) return false;  // would see the joined text, not single tokens
+        break;
       case DecoderStep::Replace:
         if (after_byte_level) return false;  // would see the joined text, not single tokens
         break;

@@ -281,6 +281,25 @@ TEST(Components, StripDecoderOnIncompleteCharacters) {
   EXPECT_EQ(joined + dec.flush(), tok.decode(ids));
 }
 
+// A ByteLevel decoder after ByteFallback sees raw bytes, not byte characters: a byte that is not a byte
+// character is kept as it is. Mapping used to trust a lead byte and read the byte after the end of the token
+// (for <0xC4>, the string's terminating NUL made U+0100, the character of byte 0x00). And since ByteFallback
+// joins consecutive byte tokens, ByteLevel reads characters across tokens (<0xC4><0x80> is U+0100 as Hugging
+// Face decodes it): such a chain is not decoded token by token.
+TEST(Components, ByteLevelDecoderOnRawBytes) {
+  Json j = sentencepiece_like(true, false);
+  j["decoder"] = {{"type", "Sequence"}, {"decoders", {{{"type", "ByteFallback"}}, {{"type", "ByteLevel"}}}}};
+  const Tokenizer tok = Tokenizer::from_json(j);
+  EXPECT_EQ(tok.decode({10 + 0xC4}), "\xC4");
+  EXPECT_EQ(tok.decode({10 + 0xC4, 10 + 0x80}), std::string(1, '\0'));  // U+0100: the character of byte 0
+  EXPECT_EQ(tok.decode({10 + 0x41, 10 + 0xC4}), "A\xC4");
+  EXPECT_EQ(tok.token_bytes(10 + 0xC5), std::nullopt);
+  IncrementalDecoder dec(tok);
+  std::string pieces;
+  for (int32_t id : {10 + 0x41, 10 + 0xC4, 10 + 0x80}) pieces += dec.push(id);
+  EXPECT_EQ(pieces + dec.flush(), std::string("A") + '\0');
+}
+
 void expect_error(const Json& j, const std::string& needle) {
   try {
     Tokenizer::from_json(j);
