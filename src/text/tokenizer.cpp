@@ -221,17 +221,19 @@ std::string type_of(const J& obj, const std::string& where) {
   return get_string(obj, "type", where);
 }
 
-// {"String": "..."} or {"Regex": "..."}.
+// {"String": "..."} or {"Regex": "..."}; any_bytes as for Regex.
 template <class J>
-std::unique_ptr<Regex> parse_pattern(const J& obj, const char* key, const std::string& where) {
+std::unique_ptr<Regex> parse_pattern(const J& obj, const char* key, const std::string& where,
+                                     bool any_bytes = false) {
   const J* p = field(obj, key);
   const std::string at = str(where, ".", key);
   if (!p || !p->is_object() || p->size() != 1)
     throw Error(str(at, ": expected {\"String\": ...} or {\"Regex\": ...}"));
   const auto it = p->begin();
   if (!it.value().is_string()) throw Error(str(at, ": the pattern must be a string"));
-  if (it.key() == "String") return std::make_unique<Regex>(it.value().template get<std::string>(), true, at);
-  if (it.key() == "Regex") return std::make_unique<Regex>(it.value().template get<std::string>(), false, at);
+  const std::string pattern = it.value().template get<std::string>();
+  if (it.key() == "String") return std::make_unique<Regex>(pattern, true, at, any_bytes);
+  if (it.key() == "Regex") return std::make_unique<Regex>(pattern, false, at, any_bytes);
   throw Error(str(at, ": pattern kind \"", it.key(), "\" is not supported"));
 }
 
@@ -415,7 +417,8 @@ void parse_decoder(const J& j, const std::string& where, std::vector<DecoderStep
   } else if (type == "Replace") {
     check_keys(j, {"type", "pattern", "content"}, where);
     step.kind = DecoderStep::Replace;
-    step.regex = parse_pattern(j, "pattern", where);
+    // After ByteFallback or ByteLevel the tokens are raw bytes, not necessarily UTF-8.
+    step.regex = parse_pattern(j, "pattern", where, /*any_bytes=*/true);
     step.text = get_string(j, "content", where);
   } else {
     throw Error(str(where, ": decoder type \"", type, "\" is not supported"));
@@ -431,17 +434,18 @@ bool decoder_is_per_token(const std::vector<DecoderStep>& steps) {
       case DecoderStep::Fuse:
       case DecoderStep::Strip:
         return false;
+      // ByteLevel joins every token, ByteFallback consecutive byte tokens: a step after them that reads
+      // characters would see the joined text (a character may span tokens), not single tokens.
       case DecoderStep::ByteLevel:
-        // ByteFallback joins consecutive byte tokens: a character ByteLevel reads may span tokens.
         if (after_byte_fallback) return false;
         after_byte_level = true;
         break;
       case DecoderStep::ByteFallback:
+        if (after_byte_level) return false;
         after_byte_fallback = true;
-        if (after_byte_level) return false;  // would see the joined text, not single tokens
         break;
       case DecoderStep::Replace:
-        if (after_byte_level) return false;  // would see the joined text, not single tokens
+        if (after_byte_level || after_byte_fallback) return false;
         break;
     }
   }

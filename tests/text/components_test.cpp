@@ -300,6 +300,26 @@ TEST(Components, ByteLevelDecoderOnRawBytes) {
   EXPECT_EQ(pieces + dec.flush(), std::string("A") + '\0');
 }
 
+// A Replace decoder after ByteFallback matches on raw bytes: a byte that is not part of a valid character is
+// matched by nothing. PCRE2 read such bytes as undefined behaviour: "." took 0xE4 for a 3-byte character
+// and reported a match ending past the token (std::out_of_range escaped decode). Replace sees consecutive
+// byte tokens joined, as in Hugging Face (<0xC3><0xA9> is one "é"), so the chain is not decoded per token.
+TEST(Components, ReplaceDecoderOnRawBytes) {
+  Json j = sentencepiece_like(true, false);
+  j["decoder"] = {
+      {"type", "Sequence"},
+      {"decoders",
+       {{{"type", "ByteFallback"}}, {{"type", "Replace"}, {"pattern", {{"Regex", "."}}}, {"content", "x"}}}}};
+  const Tokenizer tok = Tokenizer::from_json(j);
+  const int32_t e4 = 10 + 0xE4;
+  EXPECT_EQ(tok.decode({e4}), "\xE4");
+  EXPECT_EQ(tok.decode({e4, 10 + 'A'}), "\xE4x");
+  EXPECT_EQ(tok.decode({10 + 0xC3, 10 + 0xA9}), "x");
+  EXPECT_EQ(tok.decode({1}), "xxxxxx");                          // "▁Hello": six characters
+  j["decoder"]["decoders"][1]["pattern"] = {{"Regex", "(?:)"}};  // empty matches step over raw bytes
+  EXPECT_EQ(Tokenizer::from_json(j).decode({e4, 10 + 'A'}), "x\xE4xAx");
+}
+
 void expect_error(const Json& j, const std::string& needle) {
   try {
     Tokenizer::from_json(j);
