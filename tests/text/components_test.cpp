@@ -364,5 +364,49 @@ TEST(Components, UnsupportedFieldsAreErrorsNamingTheField) {
   expect_error(j, "Sideways");
 }
 
+// Values of the wrong type or out of range are errors naming the field, never a library exception
+// (nlohmann's type_error), a silently truncated id or an allocation the size of the id: a vocabulary id of
+// 2^23 made every table of the tokenizer that long. Found by reading the loader for the tokenizer fuzz
+// target.
+TEST(Components, HostileValuesAreErrorsNamingTheField) {
+  const Json base = byte_level_tokenizer(Json::array());
+  const Json template_post = {
+      {"type", "TemplateProcessing"},
+      {"single", {{{"SpecialToken", {{"id", "<s>"}}}}, {{"Sequence", {{"id", "A"}}}}}},
+      {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {256}}}}}}};
+  Json j = base;
+  j["model"]["vocab"]["far"] = int64_t{1} << 23;
+  expect_error(j, "the id of token \"far\" must be a token id");
+  j = base;
+  j["added_tokens"] = {added_token(0, "<x>", false, false, false)};
+  j["added_tokens"][0]["id"] = 4294967553LL;  // 2^32 + 257: was truncated to 257
+  expect_error(j, "added_tokens[0]: field \"id\" must be a token id");
+  for (const Json& bad : {Json("x"), Json(1e300), Json(4294967553LL), Json(-1)}) {
+    j = base;
+    j["post_processor"] = template_post;
+    j["post_processor"]["special_tokens"]["<s>"]["ids"] = {bad};
+    expect_error(j, "special_tokens.<s>.ids must be a token id");
+    j = base;
+    j["post_processor"] = {{"type", "BertProcessing"}, {"cls", {"<s>", bad}}, {"sep", {"</s>", 257}}};
+    expect_error(j, "cls[1] must be a token id");
+  }
+  j = base;
+  j["model"]["unk_token"] = 5;
+  expect_error(j, "\"unk_token\" must be a string");
+  j = base;
+  j["decoder"] = {{"type", "Strip"}, {"content", " "}, {"start", "one"}, {"stop", 0}};
+  expect_error(j, "\"start\" must be a non-negative integer");
+  j["decoder"]["start"] = -1;
+  expect_error(j, "\"start\" must be a non-negative integer");
+  const Json config = {{"tokenizer_class", 7}};
+  try {
+    Tokenizer::from_json(base, &config);
+    ADD_FAILURE() << "a numeric tokenizer_class was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("\"tokenizer_class\" must be a string"), std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace ctm::text
