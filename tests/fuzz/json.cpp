@@ -1,8 +1,9 @@
 // Fuzz target: the JSON and JSON Lines readers (ctm/io/json.hpp, jsonl.hpp).
 // The input is parsed as one JSON value and read as a JSONL file (from a memfd). A value that parses must
 // dump (compact, indented, and with invalid UTF-8 replaced: the same text, since the parser admits only valid
-// UTF-8) and parse back to an equal value; every JSONL record must dump. Anything other than ctm::Error
-// escaping is a finding.
+// UTF-8), parse back to an equal value and nest no deeper than kMaxJsonDepth; every JSONL record must dump.
+// Anything other than ctm::Error escaping is a finding.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -18,7 +19,16 @@ namespace {
 
 using ctm::fuzz::require;
 
+// Nesting depth of a parsed value (a scalar is 0, [] is 1).
+int depth(const ctm::Json& v) {
+  int deepest = 0;
+  if (v.is_structured())
+    for (const auto& child : v) deepest = std::max(deepest, depth(child));
+  return v.is_structured() ? deepest + 1 : 0;
+}
+
 void check_round_trip(const ctm::Json& value) {
+  require(depth(value) <= ctm::kMaxJsonDepth, "a value nested deeper than kMaxJsonDepth was parsed");
   const std::string compact = value.dump();
   const std::string indented = value.dump(2);
   const std::string replaced = value.dump(-1, ' ', false, ctm::Json::error_handler_t::replace);

@@ -7,6 +7,7 @@
 // not UTF-8), give ids inside its vocabulary that decode, decode any id list (out-of-range ids: ctm::Error),
 // and its IncrementalDecoder must yield exactly decode() of the same ids. Anything other than ctm::Error
 // escaping is a finding.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -62,12 +63,15 @@ void check_decode(const Tokenizer& tok, const std::vector<int32_t>& ids) {
       if (id < 0 || id >= tok.vocab_size() || !tok.id_to_token(id)) return;  // an id not in the vocabulary
     require(false, "decode() of ids in the vocabulary throws");
   }
+  // Streaming with a whole-sequence decoder decodes every prefix again (quadratic): the first ids suffice.
+  const std::vector<int32_t> head(ids.begin(), ids.begin() + std::min<size_t>(ids.size(), 256));
+  if (head.size() < ids.size()) full = tok.decode(head);
   ctm::text::IncrementalDecoder inc(tok);
   std::string pieces;
-  for (int32_t id : ids) pieces += inc.push(id);
+  for (int32_t id : head) pieces += inc.push(id);
   pieces += inc.flush();
   if (pieces != full)
-    require(!tok.token_bytes(ids.front()) && !prefixes_grow(tok, ids),
+    require(!tok.token_bytes(head.front()) && !prefixes_grow(tok, head),
             "IncrementalDecoder does not yield decode() of the same ids");
 }
 
