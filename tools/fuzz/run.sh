@@ -88,13 +88,17 @@ if [ "$mode" = merge ]; then
     committed=$ROOT/tests/fuzz/corpus/$t
     new=$BUILD/merge/$t
     rm -rf "$new" && mkdir -p "$new" "$committed" "$BUILD/corpus/$t"
+    # A greedy set cover of the edges (not of libFuzzer's hit-count features: with those, the committed
+    # corpus has 5 to 8 times the files for the same edges); most hit counts come back within a 20 s run.
     extra=()
     for d in "${merge_dirs[@]}"; do [ -d "$d/$t" ] && extra+=("$d/$t"); done
-    "$BUILD/tests/fuzz/ctm_fuzz_$t" -merge=1 -max_len="${MAX_LEN[$t]}" -timeout="${TIMEOUT[$t]}" \
-      "$new" "$committed" "$BUILD/corpus/$t" "${extra[@]}" > "$BUILD/merge-$t.log" 2>&1 ||
+    ASAN_OPTIONS="$ASAN_OPTIONS:${ASAN_EXTRA[$t]:-}" "$BUILD/tests/fuzz/ctm_fuzz_$t" -set_cover_merge=1 \
+      -use_counters=0 -max_len="${MAX_LEN[$t]}" -timeout="${TIMEOUT[$t]}" "$new" "$committed" \
+      "$BUILD/corpus/$t" "${extra[@]}" > "$BUILD/merge-$t.log" 2>&1 ||
       { tail -30 "$BUILD/merge-$t.log"; exit 1; }
     rm -rf "$committed" && mv "$new" "$committed"
-    printf '%-13s %5d files %8s\n' "$t" "$(ls "$committed" | wc -l)" "$(du -sh "$committed" | cut -f1)"
+    printf '%-13s %5d files %9d bytes\n' "$t" "$(ls "$committed" | wc -l)" \
+      "$(find "$committed" -type f -printf '%s\n' | awk '{ n += $1 } END { print n + 0 }')"
   done
   exit 0
 fi
