@@ -58,6 +58,9 @@ DType parse_dtype(const std::string& name, const std::string& where) {
 }
 
 int64_t TensorInfo::numel() const {
+  // A zero dimension empties the tensor. The header check bounds the product of the dimensions before a zero
+  // by 2^64 only (as the reference implementation does), so multiplying them first could overflow int64.
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
