@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ctm/core/atomic_file.hpp"
 #include "ctm/core/error.hpp"
 #include "ctm/core/log.hpp"
 #include "ctm/core/signal.hpp"
@@ -75,39 +76,13 @@ int run(int argc, char** argv, dist::Comm& comm) {
   if (!task) throw UsageError(str("unknown task '", task_name, "' (ctm --help lists the tasks)"));
 
   CommonOptions common;
-  po::options_description common_desc("common options");
-  add_common_options(common_desc, common);
-  common_desc.add_options()("help,h", "show the options of this task");
-  po::options_description task_desc(str("options of ", task->name));
-  if (task->add_options) task->add_options(task_desc);
-  po::options_description all;
-  all.add(common_desc).add(task_desc);
-
   if (wants_help(args)) {
+    po::options_description all;
+    describe_task_options(*task, common, all);
     if (rank0) std::cout << "ctm " << task->name << ": " << task->summary << "\n\n" << all << "\n";
     return 0;
   }
-
-  po::variables_map vm;
-  try {
-    // Command line first: po::store never overwrites, so the command line beats the file beats the defaults.
-    // A task with a `what` option takes it as its first word too (`ctm bench tokenizer ...`).
-    po::positional_options_description positional;
-    if (task_desc.find_nothrow("what", false)) positional.add("what", 1);
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    if (vm.count("config")) {
-      const std::string file = vm["config"].as<std::string>();
-      try {
-        po::store(po::parse_config_file<char>(file.c_str(), all), vm);
-      } catch (const po::error& e) {
-        throw UsageError(str("--config '", file, "': ", e.what()));
-      }
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw UsageError(e.what());
-  }
-  common.task_name = task->name;
+  const po::variables_map vm = parse_task_options(*task, args, common);
 
   setup_logging(comm.rank(), comm.size(), common.log_level);
   if (!task->run) {
@@ -132,9 +107,11 @@ int main(int argc, char** argv) {
   } catch (const UsageError& e) {
     std::cerr << who << ": error: " << e.what() << "\n";
     code = kExitUsage;
-  } catch (const Stopped&) {
-    std::cerr << who << ": stopped on request after saving progress; rerun the same command to resume\n";
-    code = kExitStopped;
+  } catch (const Stopped& s) {
+    // Every rank agreed to stop (a collective decision), so MPI ends normally and mpirun/srun report 143.
+    if (comm.rank() == 0) std::cerr << "ctm: stopped on request: " << s.kept << "\n";
+    std::cout.flush();
+    return kExitStopped;
   } catch (const Error& e) {
     std::cerr << who << ": error: " << e.what() << "\n";
     code = kExitError;

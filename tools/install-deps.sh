@@ -16,6 +16,8 @@ packages=(
   libpcre2-dev               # Unicode regexes with JIT for the tokenizer's pre-tokenizers
   libutf8proc-dev            # NFC/NFKC normalisation
   libginac-dev               # computer algebra for the math grader
+  python3-h5py python3-numpy # tools/h5check.py (and its test) read the HDF5 score files with Debian's python3
+  python3-matplotlib         # tools/plot_rollouts.py
 )
 missing=()
 for p in "${packages[@]}"; do

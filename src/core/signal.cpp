@@ -21,6 +21,10 @@ extern "C" void on_stop_signal(int sig) {
 void install_stop_handlers() {
   std::signal(SIGTERM, on_stop_signal);
   std::signal(SIGINT, on_stop_signal);
+  // mpirun turns a SIGTERM into an abort of the job (exit 1, ranks killed a second later) but forwards
+  // SIGUSR1 to every rank, so SIGUSR1 is the signal that stops an mpirun job cleanly (also Slurm's usual
+  // --signal=USR1@... for jobs that requeue themselves).
+  std::signal(SIGUSR1, on_stop_signal);
 }
 
 bool stop_requested() {
@@ -28,6 +32,9 @@ bool stop_requested() {
 }
 void request_stop() {
   g_stop.store(true);
+}
+void clear_stop_request() {
+  g_stop.store(false);
 }
 
 }  // namespace ctm

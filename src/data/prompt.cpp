@@ -90,7 +90,11 @@ PromptBuilder::PromptBuilder(DatasetKind kind, const std::string& data_dir)
     : format_(prompt_format(kind)), prefix_(read_file(prompt_prefix_path(kind, data_dir))) {}
 
 std::string PromptBuilder::build(const std::string& question) const {
-  return python_strip(prefix_ + format_.question_prefix + question + format_.answer_prefix);
+  return python_strip(framed(question));
+}
+
+std::string PromptBuilder::framed(const std::string& question) const {
+  return prefix_ + format_.question_prefix + question + format_.answer_prefix;
 }
 
 std::string build_prompt(DatasetKind kind, const std::string& question, const std::string& data_dir) {

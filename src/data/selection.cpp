@@ -58,12 +58,6 @@ QuestionSelection select_responses(const std::vector<GradedResponse>& responses,
   return s;
 }
 
-std::string dpo_prompt(const PromptFormat& format, const std::string& question) {
-  std::string answer_prefix = format.answer_prefix;
-  while (!answer_prefix.empty() && answer_prefix.back() == ' ') answer_prefix.pop_back();
-  return format.question_prefix + question + answer_prefix;
-}
-
 namespace {
 
 Json gold_list(const SampledQuestion& q) {
@@ -75,7 +69,7 @@ Json gold_list(const SampledQuestion& q) {
 Json sft_entry(const SampledQuestion& q, int64_t response) {
   Json e = Json::object();
   e["question"] = q.question;
-  e["response"] = q.responses.at(response).text;
+  e["response"] = python_strip(q.responses.at(response).text);
   e["answer"] = gold_list(q);
   return e;
 }
@@ -106,7 +100,7 @@ Json build_sft_json(const std::vector<SampledQuestion>& questions,
 }
 
 Json build_dpo_json(const std::vector<SampledQuestion>& questions,
-                    const std::vector<QuestionSelection>& selections, const PromptFormat& format,
+                    const std::vector<QuestionSelection>& selections, const PromptBuilder& prompts,
                     const Json& config) {
   check_sizes(questions, selections);
   Json prompt = Json::array(), chosen = Json::array(), rejected = Json::array(), answer = Json::array();
@@ -114,9 +108,9 @@ Json build_dpo_json(const std::vector<SampledQuestion>& questions,
     const SampledQuestion& q = questions[i];
     const QuestionSelection& s = selections[i];
     if (s.chosen < 0 || s.rejected < 0) continue;
-    prompt.push_back(dpo_prompt(format, q.question));
-    chosen.push_back(q.responses.at(s.chosen).text);
-    rejected.push_back(q.responses.at(s.rejected).text);
+    prompt.push_back(prompts.framed(q.question));
+    chosen.push_back(python_strip(q.responses.at(s.chosen).text));
+    rejected.push_back(python_strip(q.responses.at(s.rejected).text));
     answer.push_back(gold_list(q));
   }
   Json out = Json::object();
@@ -125,6 +119,69 @@ Json build_dpo_json(const std::vector<SampledQuestion>& questions,
   out["chosen"] = std::move(chosen);
   out["rejected"] = std::move(rejected);
   out["answer"] = std::move(answer);
+  return out;
+}
+
+namespace {
+
+std::vector<std::string> gold_answers(const Json& v, const std::string& where) {
+  std::vector<std::string> out;
+  if (v.is_string()) return {v.get<std::string>()};
+  if (!v.is_array()) throw Error(str(where, ": \"answer\" must be a list of gold answers"));
+  for (const Json& a : v) {
+    if (!a.is_string() && !a.is_number())
+      throw Error(str(where, ": \"answer\" entries must be strings or numbers"));
+    out.push_back(a.is_string() ? a.get<std::string>() : a.dump());
+  }
+  return out;
+}
+
+std::vector<SftExample> sft_side(const Json& root, const char* side, const std::string& path) {
+  const Json& entries = require_field(root, side, path);
+  if (!entries.is_object()) throw Error(str(path, ": \"", side, "\" must be an object {id: example}"));
+  std::vector<SftExample> out;
+  for (const auto& kv : entries.items()) {
+    const std::string where = str(path, ": ", side, "[\"", kv.key(), "\"]");
+    SftExample e;
+    e.id = kv.key();
+    e.question = require_string(kv.value(), "question", where);
+    e.response = require_string(kv.value(), "response", where);
+    e.answers = gold_answers(require_field(kv.value(), "answer", where), where);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace
+
+SftData read_sft_json(const std::string& path) {
+  const Json root = read_json_file(path);
+  return {sft_side(root, "pos", path), sft_side(root, "neg", path)};
+}
+
+std::vector<DpoPairText> read_dpo_json(const std::string& path) {
+  const Json root = read_json_file(path);
+  std::vector<DpoPairText> out;
+  const char* keys[] = {"prompt", "chosen", "rejected", "answer"};
+  size_t n = 0;
+  for (const char* k : keys) {
+    const Json& v = require_field(root, k, path);
+    if (!v.is_array()) throw Error(str(path, ": \"", k, "\" must be a list"));
+    if (k == keys[0]) n = v.size();
+    if (v.size() != n) throw Error(str(path, ": \"", k, "\" has ", v.size(), " entries, \"prompt\" has ", n));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const std::string where = str(path, ": pair ", i);
+    DpoPairText p;
+    for (auto [key, dst] :
+         {std::pair{"prompt", &p.prompt}, {"chosen", &p.chosen}, {"rejected", &p.rejected}}) {
+      const Json& v = root[key][i];
+      if (!v.is_string()) throw Error(str(where, ": \"", key, "\" must be a string"));
+      *dst = v.get<std::string>();
+    }
+    p.answers = gold_answers(root["answer"][i], where);
+    out.push_back(std::move(p));
+  }
   return out;
 }
 

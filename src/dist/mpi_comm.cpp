@@ -1,6 +1,8 @@
 #include <mpi.h>
+#include <torch/torch.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdlib>
 #include <exception>
 
@@ -69,6 +71,59 @@ class MpiComm final : public Comm {
     CTM_MPI(MPI_Allreduce(&v, &out, 1, MPI_INT, MPI_LOR, comm_));
     return out != 0;
   }
+  int64_t mpi_fortran_handle() const override { return MPI_Comm_c2f(comm_); }
+
+  void allreduce_sum(at::Tensor& t) override {
+    check_collective("allreduce_sum", t, t, 1, 1);
+    if (!t.is_cpu() || is_half(t)) {  // through a CPU (float32) copy
+      auto staged = t.to(torch::kCPU, is_half(t) ? torch::kFloat32 : t.scalar_type());
+      allreduce_sum(staged);
+      t.copy_(staged);
+      return;
+    }
+    const auto type = sum_type(t);
+    const int64_t n = t.numel(), elem = t.element_size();
+    auto* p = static_cast<char*>(t.data_ptr());
+    for (int64_t off = 0; off < n; off += kChunk)
+      CTM_MPI(MPI_Allreduce(MPI_IN_PLACE, p + off * elem,
+                            static_cast<int>(std::min<int64_t>(kChunk, n - off)), type, MPI_SUM, comm_));
+  }
+
+  void allgather(const at::Tensor& in, at::Tensor& out) override {
+    check_collective("allgather", in, out, 1, size_);
+    if (!in.is_cpu()) {
+      auto staged = torch::empty(out.sizes(), out.options().device(torch::kCPU));
+      allgather(in.cpu(), staged);
+      out.copy_(staged);
+      return;
+    }
+    const int n = element_count("allgather", in.numel());
+    CTM_MPI(MPI_Allgather(in.data_ptr(), n, bytes_type(in), out.data_ptr(), n, bytes_type(in), comm_));
+  }
+
+  void reduce_scatter_sum(const at::Tensor& in, at::Tensor& out) override {
+    check_collective("reduce_scatter_sum", in, out, size_, 1);
+    if (!in.is_cpu() || is_half(in)) {
+      const auto dt = is_half(in) ? torch::kFloat32 : in.scalar_type();
+      auto staged = torch::empty(out.sizes(), torch::dtype(dt));
+      reduce_scatter_sum(in.to(torch::kCPU, dt), staged);
+      out.copy_(staged);
+      return;
+    }
+    const int n = element_count("reduce_scatter_sum", out.numel());
+    CTM_MPI(MPI_Reduce_scatter_block(in.data_ptr(), out.data_ptr(), n, sum_type(in), MPI_SUM, comm_));
+  }
+
+  void broadcast(at::Tensor& t, int root) override {
+    check_collective("broadcast", t, t, 1, 1);
+    if (!t.is_cpu()) {
+      auto staged = t.cpu();
+      broadcast(staged, root);
+      t.copy_(staged);
+      return;
+    }
+    bcast_bytes(static_cast<char*>(t.data_ptr()), static_cast<long long>(t.nbytes()), root);
+  }
 
  private:
   static constexpr long long kChunk = 1 << 30;  // MPI counts are int: move large buffers in chunks
@@ -76,6 +131,44 @@ class MpiComm final : public Comm {
   void bcast_bytes(char* p, long long n, int root) {
     for (long long off = 0; off < n; off += kChunk)
       CTM_MPI(MPI_Bcast(p + off, static_cast<int>(std::min(kChunk, n - off)), MPI_BYTE, root, comm_));
+  }
+
+  static bool is_half(const at::Tensor& t) {
+    return t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf;
+  }
+  // The MPI type to sum a tensor of this dtype in.
+  static MPI_Datatype sum_type(const at::Tensor& t) {
+    switch (t.scalar_type()) {
+      case torch::kFloat32:
+        return MPI_FLOAT;
+      case torch::kFloat64:
+        return MPI_DOUBLE;
+      case torch::kInt64:
+        return MPI_INT64_T;
+      case torch::kInt32:
+        return MPI_INT32_T;
+      default:
+        throw Error(ctm::str("MPI sum of ", t.scalar_type(), " tensors is not supported"));
+    }
+  }
+  // An unsigned integer type of the element's width: moving elements needs no arithmetic.
+  static MPI_Datatype bytes_type(const at::Tensor& t) {
+    switch (t.element_size()) {
+      case 1:
+        return MPI_UINT8_T;
+      case 2:
+        return MPI_UINT16_T;
+      case 4:
+        return MPI_UINT32_T;
+      case 8:
+        return MPI_UINT64_T;
+      default:
+        throw Error(ctm::str("MPI: no transfer type for ", t.scalar_type(), " tensors"));
+    }
+  }
+  static int element_count(const char* what, int64_t n) {
+    CTM_CHECK(n <= INT_MAX, what, ": ", n, " elements per rank exceed MPI's int count");
+    return static_cast<int>(n);
   }
 
   template <class T>
@@ -135,7 +228,9 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   MPI_Initialized(&initialized);
   if (!initialized) {
     int provided = 0;
-    CTM_MPI(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+    // SERIALIZED, not FUNNELED: on CUDA the autograd engine runs a sharded model's backward (and so its
+    // gathers) on its device thread while the main thread waits.
+    CTM_MPI(MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided));
   }
   world_ = make_world_comm();
 }

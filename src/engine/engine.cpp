@@ -138,6 +138,17 @@ std::vector<RequestOutput> Engine::generate(const std::vector<Request>& requests
     validate_request(requests[i], i, ctx, states[i]);
     workload_blocks += states[i].plan.own_blocks + requests[i].params.n * states[i].suffix_blocks;
   }
+  // Before any work: every request must fit on its own (its prompt's fresh blocks + one sample's worst case)
+  // in what the budget leaves next to the blocks held by cached prefixes.
+  const int64_t held = cache_->used_blocks(), free_budget = kv_budget_blocks() - held;
+  for (const RequestState& st : states) {
+    const int64_t need = st.plan.own_blocks + st.suffix_blocks;
+    CTM_CHECK(need <= free_budget, "engine: request ", st.index, " (id ", st.req->id, ") needs ",
+              need * block_bytes(), " bytes of KV cache (prompt ", st.prefix_len, " tokens + ",
+              st.req->params.max_new_tokens, " new), more than the budget of ", options_.kv_budget_bytes,
+              " bytes (--kv_budget_mb)",
+              held > 0 ? str(" leaves next to ", held * block_bytes(), " bytes of cached prefixes") : "");
+  }
   if (N == 0) return {};
   reserve_blocks(cache_->used_blocks() + workload_blocks);
   stats_.kv_pool_bytes = cache_->pool_bytes();

@@ -50,7 +50,8 @@ PromptPlan plan_from_prefix(const Request& r, int64_t block_size) {
 void validate_request(const Request& r, int64_t index, const SchedulerContext& ctx, RequestState& st) {
   const auto& p = r.params;
   const std::string where = str("request ", index, " (id ", r.id, ")");
-  CTM_CHECK(p.n >= 1, where, ": n must be >= 1 (got ", p.n, ")");
+  CTM_CHECK(p.n >= 1 && p.n <= kMaxSamplesPerRequest, where, ": n must be in [1, ", kMaxSamplesPerRequest,
+            "] (got ", p.n, ")");
   CTM_CHECK(p.max_new_tokens >= 1, where, ": max_new_tokens must be >= 1 (got ", p.max_new_tokens, ")");
   CTM_CHECK(p.temperature >= 0, where, ": temperature must be >= 0 (got ", p.temperature, ")");
   CTM_CHECK(p.top_p > 0 && p.top_p <= 1, where, ": top_p must be in (0, 1] (got ", p.top_p, ")");
@@ -116,13 +117,11 @@ std::vector<RequestOutput> Scheduler::run() {
     admit();
     peak_used_ = std::max(peak_used_, ctx_.cache.used_blocks());
     if (active_.empty()) {
-      CTM_CHECK(done_ == N, "engine: no progress possible (internal error: nothing active, ", N - done_,
-                " requests left)");
+      CTM_CHECK(done_ == N || stopping(), "engine: no progress possible (internal error: nothing active, ",
+                N - done_, " requests left)");
       break;
     }
     ctx_.stats.max_active = std::max<int64_t>(ctx_.stats.max_active, active_.size());
-    // SIGTERM (Slurm's time limit) or SIGINT: stop between steps; the task decides what to keep.
-    if (ctx_.options.stop_on_request && stop_requested()) throw Stopped{};
     step();
   }
   progress_.finish();
@@ -138,7 +137,7 @@ void Scheduler::admit() {
       if (!ctx_.cache.allocate(s->req->suffix_blocks, s->suffix)) break;
       ready_.pop_front();
       active_.push_back(s);
-    } else if (next_request_ < N) {
+    } else if (next_request_ < N && !stopping()) {
       if (!open_request(states_[next_request_])) break;
       ++next_request_;
     } else {
@@ -147,14 +146,19 @@ void Scheduler::admit() {
   }
 }
 
+// SIGTERM (Slurm's time limit) or SIGINT: the requests already started are finished (their samples hold KV
+// blocks and partial text), no new one is opened; the task keeps what on_done delivered.
+bool Scheduler::stopping() {
+  auto& stats = ctx_.stats;
+  if (ctx_.options.stop_on_request && !stats.stopped && stop_requested())
+    stats.stopped = next_request_ < static_cast<int64_t>(requests_.size());
+  return stats.stopped;
+}
+
 bool Scheduler::open_request(RequestState& st) {
   const auto& r = *st.req;
   const int64_t need = st.plan.own_blocks + st.suffix_blocks;
-  CTM_CHECK(need <= ctx_.cache.num_blocks() - held_, "engine: request ", st.index, " (id ", r.id, ") needs ",
-            need * ctx_.block_bytes, " bytes of KV cache (prompt ", st.prefix_len, " tokens + ",
-            r.params.max_new_tokens, " new), more than the budget of ", ctx_.options.kv_budget_bytes,
-            " bytes leaves",
-            held_ > 0 ? str(" next to ", held_ * ctx_.block_bytes, " bytes of cached prefixes") : "");
+  assert(need <= ctx_.cache.num_blocks() - held_);  // generate() checked every request against the budget
   if (ctx_.cache.free_blocks() < need) return false;
   const auto t0 = Clock::now();
   torch::Tensor logits;

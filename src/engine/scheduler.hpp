@@ -69,11 +69,12 @@ class Scheduler {
   // The requests must have passed validate_request (plans made).
   Scheduler(SchedulerContext ctx, const std::vector<Request>& requests, std::vector<RequestState>& states,
             const std::function<void(const RequestOutput&)>& on_done);
-  ~Scheduler();  // gives back the blocks of whatever is unfinished (an exception, ctm::Stopped)
+  ~Scheduler();  // gives back the blocks of whatever is unfinished (an exception)
   std::vector<RequestOutput> run();
 
  private:
-  void admit();  // fills the free decode slots
+  void admit();     // fills the free decode slots
+  bool stopping();  // a stop was requested before every request was opened (sets stats.stopped)
   bool open_request(
       RequestState& st);  // prefills the prompt and draws first tokens; false if it does not fit
   void build_prompt(RequestState& st, torch::Tensor& logits);

@@ -2,13 +2,18 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "ctm/core/atomic_file.hpp"
 #include "ctm/core/error.hpp"
 
 namespace ctm {
 
-JsonlReader::JsonlReader(std::string path) : path_(std::move(path)), in_(path_, std::ios::binary) {
+JsonlReader::JsonlReader(std::string path) : path_(std::move(path)) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path_, ec))
+    throw Error(str("cannot read '", path_, "': it is a folder, not a file"));
+  in_.open(path_, std::ios::binary);
   if (!in_) throw Error(str("cannot read '", path_, "': ", std::strerror(errno)));
 }
 

@@ -58,6 +58,9 @@ DType parse_dtype(const std::string& name, const std::string& where) {
 }
 
 int64_t TensorInfo::numel() const {
+  // A zero dimension empties the tensor. The header check bounds the product of the dimensions before a zero
+  // by 2^64 only (as the reference implementation does), so multiplying them first could overflow int64.
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
@@ -208,12 +211,12 @@ const TensorInfo& SafetensorsFile::info(const std::string& name) const {
   return tensors_[it->second];
 }
 
-void SafetensorsFile::release(const TensorInfo& t) const {
-  if (t.nbytes() == 0) return;
+void SafetensorsFile::release(uint64_t begin, uint64_t end) const {
+  if (end <= begin || end > data_size_) return;
   const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const auto base = reinterpret_cast<uintptr_t>(map_);
-  const uintptr_t lo = reinterpret_cast<uintptr_t>(data_ + t.begin) / page * page;
-  const uintptr_t hi = std::min<uintptr_t>(base + map_size_, reinterpret_cast<uintptr_t>(data_ + t.end));
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(data_ + begin) / page * page;
+  const uintptr_t hi = std::min<uintptr_t>(base + map_size_, reinterpret_cast<uintptr_t>(data_ + end));
   // A read-only file mapping: dropped pages are simply read again on the next access.
   ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
 }
@@ -340,11 +343,11 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
     } else {
       const auto before = out.tellp();
       t.write(out);
-      CTM_CHECK(out.tellp() - before == static_cast<std::streamoff>(sizes[i]), path, ": tensor ",
-                quoted(t.name), " wrote ", out.tellp() - before, " bytes, expected ", sizes[i]);
+      CTM_CHECK(!out.good() || out.tellp() - before == static_cast<std::streamoff>(sizes[i]), path,
+                ": tensor ", quoted(t.name), " wrote ", out.tellp() - before, " bytes, expected ", sizes[i]);
     }
   }
-  CTM_CHECK(out.good(), path, ": write failed");
+  CTM_CHECK(out.good(), "cannot write '", path, "': write failed (disk full or quota?)");
   file.commit();
 }
 

@@ -1,5 +1,7 @@
 #include "ctm/model/config.hpp"
 
+#include <cmath>
+
 #include "ctm/core/error.hpp"
 
 namespace ctm::model {
@@ -43,6 +45,31 @@ bool bool_field(const Json& j, const char* key, const std::string& where, bool f
   if (!it->is_boolean())
     throw Error(ctm::str(where, ": field \"", key, "\" must be true or false, got ", it->dump()));
   return it->get<bool>();
+}
+
+// Values no real model has are errors here, not NaN log-probabilities or a failed allocation of terabytes
+// later. The bounds are far above today's largest models (Llama-3-405B: hidden 16384, vocab 128256).
+void check_sane(const ModelConfig& c, const std::string& where) {
+  auto bound = [&](const char* key, int64_t v, int64_t max) {
+    if (v > max)
+      throw Error(ctm::str(where, ": field \"", key, "\" is ", v, ", more than any model has (", max, ")"));
+  };
+  bound("hidden_size", c.hidden_size, int64_t{1} << 17);
+  bound("intermediate_size", c.intermediate_size, int64_t{1} << 20);
+  bound("num_hidden_layers", c.num_layers, 1024);
+  bound("num_attention_heads", c.num_heads, 1024);
+  bound("head_dim", c.head_dim, 1024);
+  bound("vocab_size", c.vocab_size, int64_t{1} << 24);
+  bound("max_position_embeddings", c.max_position_embeddings, int64_t{1} << 24);
+  if (!(c.rms_norm_eps > 0 && c.rms_norm_eps < 1))
+    throw Error(ctm::str(where, ": field \"rms_norm_eps\" must be in (0, 1), got ", c.rms_norm_eps));
+  if (!(c.rope_theta > 0 && std::isfinite(c.rope_theta)))
+    throw Error(ctm::str(where, ": field \"rope_theta\" must be a positive number, got ", c.rope_theta));
+  if (!(c.initializer_range >= 0 && std::isfinite(c.initializer_range)))
+    throw Error(ctm::str(where, ": field \"initializer_range\" must be >= 0, got ", c.initializer_range));
+  if (c.rope_scaling &&
+      !(std::isfinite(c.rope_scaling->factor) && std::isfinite(c.rope_scaling->high_freq_factor)))
+    throw Error(ctm::str(where, ": rope_scaling factors must be finite"));
 }
 
 }  // namespace
@@ -146,6 +173,7 @@ ModelConfig ModelConfig::from_json(const Json& j, const std::string& where) {
   if (auto it = j.find("torch_dtype"); it != j.end() && it->is_string())
     c.torch_dtype = it->get<std::string>();
   c.initializer_range = number_field(j, "initializer_range", where, 0.02);
+  check_sane(c, where);
   return c;
 }
 

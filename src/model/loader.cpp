@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -101,41 +102,77 @@ std::string torch_dtype_name(torch::Dtype dt) {
   }
 }
 
-void copy_tensor_from(const io::SafetensorsFile& file, const io::TensorInfo& info, torch::Tensor& dest) {
-  const std::string where = ctm::str(file.path(), ": tensor \"", info.name, "\"");
-  const std::vector<int64_t> expected = dest.sizes().vec();
-  if (info.shape != expected)
-    throw Error(
-        ctm::str(where, ": shape ", c10::IntArrayRef(info.shape), ", expected ", c10::IntArrayRef(expected)));
-  const torch::Dtype src_dtype = to_torch_dtype(info.dtype, where);
-  const uint8_t* src = file.data(info);
+namespace {
+
+// Copies n bytes of stored data (src_dtype, shape) into dest, converting dtype and device as needed.
+void copy_stored(const uint8_t* src, torch::Dtype src_dtype, const std::vector<int64_t>& shape, std::size_t n,
+                 torch::Tensor& dest) {
   torch::NoGradGuard no_grad;
   if (dest.is_cpu() && dest.scalar_type() == src_dtype && dest.is_contiguous()) {
-    std::memcpy(dest.data_ptr(), src, info.nbytes());  // straight from the mapping into the weight
-  } else if (reinterpret_cast<uintptr_t>(src) % io::dtype_size(info.dtype) == 0) {
+    std::memcpy(dest.data_ptr(), src, n);  // straight from the mapping into the weight
+  } else if (reinterpret_cast<uintptr_t>(src) % c10::elementSize(src_dtype) == 0) {
     // A view of the mapping (never written: copy_ only reads it), converted/transferred by copy_.
-    auto view = torch::from_blob(const_cast<uint8_t*>(src), info.shape, torch::dtype(src_dtype));
+    auto view = torch::from_blob(const_cast<uint8_t*>(src), shape, torch::dtype(src_dtype));
     dest.copy_(view);
   } else {
     // Unaligned data: bounce through one aligned tensor of this size.
-    auto aligned = torch::empty(info.shape, torch::dtype(src_dtype));
-    std::memcpy(aligned.data_ptr(), src, info.nbytes());
+    auto aligned = torch::empty(shape, torch::dtype(src_dtype));
+    std::memcpy(aligned.data_ptr(), src, n);
     dest.copy_(aligned);
   }
-  file.release(info);
 }
 
-std::shared_ptr<Transformer> load_model(const std::string& dir, torch::Device device, torch::Dtype dtype) {
-  const ModelConfig config = ModelConfig::load(dir + "/config.json");
-  io::SafetensorsSet weights(dir);
-  auto model = std::make_shared<Transformer>(config, device, dtype);
+}  // namespace
+
+void copy_tensor_from(const io::SafetensorsFile& file, const io::TensorInfo& info, torch::Tensor& dest) {
+  const std::vector<int64_t> expected = dest.sizes().vec();
+  if (info.shape != expected)
+    throw Error(ctm::str(file.path(), ": tensor \"", info.name, "\": shape ", c10::IntArrayRef(info.shape),
+                         ", expected ", c10::IntArrayRef(expected)));
+  if (info.shape.empty()) {  // a scalar has no rows
+    copy_stored(file.data(info), to_torch_dtype(info.dtype, info.name), info.shape, info.nbytes(), dest);
+    file.release(info);
+    return;
+  }
+  copy_rows_from(file, info, 0, dest);
+}
+
+void copy_rows_from(const io::SafetensorsFile& file, const io::TensorInfo& info, int64_t row_begin,
+                    torch::Tensor& dest) {
+  const std::string where = ctm::str(file.path(), ": tensor \"", info.name, "\"");
+  std::vector<int64_t> rows_shape = dest.sizes().vec();
+  const bool fits = !info.shape.empty() && rows_shape.size() == info.shape.size() &&
+                    std::equal(info.shape.begin() + 1, info.shape.end(), rows_shape.begin() + 1) &&
+                    row_begin >= 0 && row_begin + rows_shape[0] <= info.shape[0];
+  if (!fits)
+    throw Error(ctm::str(where, ": shape ", c10::IntArrayRef(info.shape), " has no rows [", row_begin, ", ",
+                         row_begin + (rows_shape.empty() ? 0 : rows_shape[0]), ") of shape ",
+                         c10::IntArrayRef(rows_shape)));
+  if (info.shape[0] == 0 || rows_shape[0] == 0) return;
+  const uint64_t row_bytes = info.nbytes() / static_cast<uint64_t>(info.shape[0]);
+  const uint64_t begin = info.begin + static_cast<uint64_t>(row_begin) * row_bytes;
+  const uint64_t n = static_cast<uint64_t>(rows_shape[0]) * row_bytes;
+  copy_stored(file.data(info) + (begin - info.begin), to_torch_dtype(info.dtype, where), rows_shape, n, dest);
+  file.release(begin, begin + n);
+}
+
+void check_parameter_count(const ModelConfig& config, const io::SafetensorsSet& weights,
+                           const std::string& dir) {
+  int64_t stored = 0;
+  for (const auto& name : weights.names()) stored += weights.info(name).numel();
+  if (config.num_parameters() > stored)
+    throw Error(ctm::str(dir, "/config.json describes ", config.num_parameters(),
+                         " parameters but the weights hold ", stored,
+                         " (is config.json the one of these weights?)"));
+}
+
+void check_weight_names(const Transformer& model, const io::SafetensorsSet& weights, const std::string& dir) {
+  const ModelConfig& config = model.config();
   std::set<std::string> expected;
-  for (auto& [name, tensor] : model->named_parameters()) {
+  for (auto& [name, tensor] : model.named_parameters()) {
     expected.insert(name);
     if (!weights.contains(name))
       throw Error(ctm::str(dir, ": missing tensor \"", name, "\" (", config.architecture(), ")"));
-    torch::Tensor dest = tensor;  // shares storage with the model's weight
-    copy_tensor_from(weights.file_of(name), weights.info(name), dest);
   }
   for (const auto& name : weights.names()) {
     if (expected.count(name)) continue;
@@ -144,6 +181,19 @@ std::shared_ptr<Transformer> load_model(const std::string& dir, torch::Device de
     if (name == "lm_head.weight" && config.tie_word_embeddings) continue;
     throw Error(ctm::str(weights.file_of(name).path(), ": unexpected tensor \"", name, "\" for a ",
                          config.architecture(), " with this config.json"));
+  }
+}
+
+std::shared_ptr<Transformer> load_model(const std::string& dir, torch::Device device, torch::Dtype dtype) {
+  const ModelConfig config = ModelConfig::load(dir + "/config.json");
+  io::SafetensorsSet weights(dir);
+  // Before allocating anything: a typo in hidden_size would otherwise ask for terabytes.
+  check_parameter_count(config, weights, dir);
+  auto model = std::make_shared<Transformer>(config, device, dtype);
+  check_weight_names(*model, weights, dir);
+  for (auto& [name, tensor] : model->named_parameters()) {
+    torch::Tensor dest = tensor;  // shares storage with the model's weight
+    copy_tensor_from(weights.file_of(name), weights.info(name), dest);
   }
   return model;
 }

@@ -56,6 +56,25 @@ void remove_lora(Transformer& model) {
   model.set_lora_config(std::nullopt);
 }
 
+LoraAdapters detach_lora(Transformer& model) {
+  LoraAdapters out;
+  out.config = model.lora_config();
+  for (auto& L : model.layers())
+    for (const auto& name : projection_names()) out.by_slot.push_back(std::move(L.projection(name)->lora));
+  remove_lora(model);
+  return out;
+}
+
+void attach_lora(Transformer& model, const LoraAdapters& adapters) {
+  const size_t per_layer = projection_names().size();
+  CTM_CHECK(adapters.by_slot.size() == model.layers().size() * per_layer, "attach_lora: adapters of ",
+            adapters.by_slot.size() / per_layer, " layers for a model of ", model.layers().size());
+  size_t slot = 0;
+  for (auto& L : model.layers())
+    for (const auto& name : projection_names()) L.projection(name)->lora = adapters.by_slot[slot++];
+  model.set_lora_config(adapters.config);
+}
+
 void add_lora(Transformer& model, const LoraConfig& cfg, uint64_t seed) {
   check_targets(cfg.target_modules, "add_lora");
   CTM_CHECK(cfg.r > 0, "add_lora: r must be positive, got ", cfg.r);

@@ -30,12 +30,14 @@ const float* bias_of(const Linear& l) {
 bool RowDecoder::applies(const Transformer& model) {
   if (!model.device().is_cpu() || model.dtype() != torch::kFloat32) return false;
   if (model.has_lora() && model.lora_enabled()) return false;
+  if (model.has_block_runner()) return false;  // the runner decides how (and with which weights) blocks run
   return small_batch_applies(torch::zeros({1, 8}), torch::zeros({1, 8}));
 }
 
 RowDecoder::RowDecoder(Transformer& model, bool pack) : model_(model) {
-  CTM_CHECK(applies(model),
-            "RowDecoder: needs a float32 CPU model without an active LoRA adapter on an AVX2 CPU");
+  CTM_CHECK(
+      applies(model),
+      "RowDecoder: needs a float32 CPU model without an active LoRA adapter or block runner on an AVX2 CPU");
   int64_t bytes = 0;
   for (const auto& [name, t] : model.named_parameters()) bytes += t.numel() * 4;
   if (pack && bytes <= kPackLimitBytes && PackedLinear::supported()) pack_weights();

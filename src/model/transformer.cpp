@@ -73,10 +73,11 @@ torch::Tensor rope_inv_freq(const ModelConfig& c) {
 // ---- the model
 // --------------------------------------------------------------------------------------------------
 
-Transformer::Transformer(ModelConfig config, torch::Device device, torch::Dtype dtype)
+Transformer::Transformer(ModelConfig config, torch::Device device, torch::Dtype dtype, Weights weights)
     : config_(std::move(config)), device_(device), dtype_(dtype) {
   const auto& c = config_;
-  const auto opts = torch::dtype(dtype).device(device);
+  const auto opts =
+      torch::dtype(dtype).device(weights == Weights::kPlaceholders ? torch::Device(torch::kMeta) : device);
   const int64_t D = c.hidden_size, q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim,
                 F = c.intermediate_size;
   auto linear = [&](int64_t out, int64_t in, bool bias) {
@@ -113,11 +114,11 @@ std::pair<torch::Tensor, torch::Tensor> Transformer::rope_cos_sin(const torch::T
 }
 
 torch::Tensor Transformer::decoder_layer(int64_t i, const torch::Tensor& x_BTD, const torch::Tensor& cos,
-                                         const torch::Tensor& sin, AttentionBackend& attn) {
+                                         const torch::Tensor& sin, AttentionBackend& attn, bool lora,
+                                         bool train) const {
   const auto& c = config_;
   const DecoderLayer& L = layers_[i];
   const int64_t B = x_BTD.size(0), T = x_BTD.size(1);
-  const bool lora = lora_enabled_, train = training_;
 
   const auto h_BTD = rms_norm(x_BTD, L.input_layernorm, c.rms_norm_eps);
   auto q = L.q_proj.forward(h_BTD, lora, train).view({B, T, c.num_heads, c.head_dim}).transpose(1, 2);
@@ -140,17 +141,37 @@ torch::Tensor Transformer::forward_hidden(const torch::Tensor& ids_BT, const tor
                                           AttentionBackend& attn) {
   CTM_CHECK(ids_BT.dim() == 2 && positions_BT.sizes() == ids_BT.sizes(), "forward: ids ", ids_BT.sizes(),
             " and positions ", positions_BT.sizes(), " must both be [B, T]");
-  auto x_BTD = torch::embedding(embed_tokens_, ids_BT);
-  const auto [cos, sin] = rope_cos_sin(positions_BT);  // once per forward, shared by every layer
+  BlockCall embed{Block::kEmbedding, -1, nullptr, nullptr};
+  embed.run = embed.rerun = [this](const torch::Tensor& ids) { return torch::embedding(embed_tokens_, ids); };
+  auto x_BTD = run_block(std::move(embed), ids_BT);
+  const auto rope = rope_cos_sin(positions_BT);  // once per forward, shared by every layer
+  const torch::Tensor cos = rope.first, sin = rope.second;
+  const bool lora = lora_enabled_, train = training_;
   for (int64_t i = 0; i < config_.num_layers; ++i) {
     if (before_layer_) before_layer_(i);
-    x_BTD = decoder_layer(i, x_BTD, cos, sin, attn);
+    BlockCall layer{Block::kLayer, i, nullptr, nullptr};
+    layer.run = [&, i](const torch::Tensor& x) { return decoder_layer(i, x, cos, sin, attn, lora, train); };
+    if (block_runner_) {
+      if (auto copy = attn.clone_for_rerun())
+        layer.rerun = [this, i, cos, sin, copy, lora, train](const torch::Tensor& x) {
+          return decoder_layer(i, x, cos, sin, *copy, lora, train);
+        };
+    }
+    x_BTD = run_block(std::move(layer), x_BTD);
   }
   return rms_norm(x_BTD, norm_, config_.rms_norm_eps);
 }
 
 torch::Tensor Transformer::logits(const torch::Tensor& hidden_xD) {
-  return apply_linear(hidden_xD, tie() ? embed_tokens_ : lm_head_).to(accum_dtype(dtype_));
+  BlockCall head{Block::kHead, -1, nullptr, nullptr};
+  head.run = head.rerun = [this](const torch::Tensor& h) {
+    return apply_linear(h, tie() ? embed_tokens_ : lm_head_).to(accum_dtype(dtype_));
+  };
+  return run_block(std::move(head), hidden_xD);
+}
+
+torch::Tensor Transformer::run_block(BlockCall call, const torch::Tensor& input) const {
+  return block_runner_ ? block_runner_(call, input) : call.run(input);
 }
 
 torch::Tensor Transformer::forward(const torch::Tensor& ids_BT, const torch::Tensor& positions_BT,
@@ -161,17 +182,17 @@ torch::Tensor Transformer::forward(const torch::Tensor& ids_BT, const torch::Ten
 // ---- parameters
 // -------------------------------------------------------------------------------------------------
 
-std::vector<std::pair<std::string, torch::Tensor>> Transformer::named_parameters() const {
-  std::vector<std::pair<std::string, torch::Tensor>> out;
-  out.emplace_back("model.embed_tokens.weight", embed_tokens_);
+std::vector<std::pair<std::string, torch::Tensor*>> Transformer::named_parameter_slots() {
+  std::vector<std::pair<std::string, torch::Tensor*>> out;
+  out.emplace_back("model.embed_tokens.weight", &embed_tokens_);
   for (std::size_t i = 0; i < layers_.size(); ++i) {
-    const auto& L = layers_[i];
+    auto& L = layers_[i];
     const std::string p = "model.layers." + std::to_string(i) + ".";
-    out.emplace_back(p + "input_layernorm.weight", L.input_layernorm);
-    out.emplace_back(p + "post_attention_layernorm.weight", L.post_attention_layernorm);
-    auto add = [&](const std::string& name, const Linear& l) {
-      out.emplace_back(p + name + ".weight", l.weight);
-      if (l.bias.defined()) out.emplace_back(p + name + ".bias", l.bias);
+    out.emplace_back(p + "input_layernorm.weight", &L.input_layernorm);
+    out.emplace_back(p + "post_attention_layernorm.weight", &L.post_attention_layernorm);
+    auto add = [&](const std::string& name, Linear& l) {
+      out.emplace_back(p + name + ".weight", &l.weight);
+      if (l.bias.defined()) out.emplace_back(p + name + ".bias", &l.bias);
     };
     add("self_attn.q_proj", L.q_proj);
     add("self_attn.k_proj", L.k_proj);
@@ -181,8 +202,15 @@ std::vector<std::pair<std::string, torch::Tensor>> Transformer::named_parameters
     add("mlp.up_proj", L.up_proj);
     add("mlp.down_proj", L.down_proj);
   }
-  out.emplace_back("model.norm.weight", norm_);
-  if (!tie()) out.emplace_back("lm_head.weight", lm_head_);
+  out.emplace_back("model.norm.weight", &norm_);
+  if (!tie()) out.emplace_back("lm_head.weight", &lm_head_);
+  return out;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> Transformer::named_parameters() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (auto& [name, slot] : const_cast<Transformer*>(this)->named_parameter_slots())
+    out.emplace_back(name, *slot);
   return out;
 }
 

@@ -47,17 +47,26 @@ double top_p_option(const TaskContext& ctx) {
   return p;
 }
 
-InferenceModel load_inference_model(const CommonOptions& common) {
+text::Tokenizer load_model_tokenizer(const std::string& dir, const model::ModelConfig& config) {
+  text::Tokenizer tok = text::Tokenizer::load(dir);
+  if (tok.vocab_size() > config.vocab_size)
+    throw Error(str(dir, ": the tokenizer has ids up to ", tok.vocab_size() - 1,
+                    " but the model's vocabulary is ", config.vocab_size,
+                    " (config.json vocab_size): tokenizer.json does not belong to these weights"));
+  return tok;
+}
+
+InferenceModel load_inference_model(const CommonOptions& common, const dist::Comm& comm) {
   InferenceModel m;
   m.dir = resolve_model_path(common);
-  const torch::Device device = model::parse_device(common.device);
+  const torch::Device device = rank_device(common, comm);
   m.model = model::load_model(m.dir, device, model::default_dtype(device));
   if (!common.lora_path.empty()) {
     model::load_peft(*m.model, common.lora_path);
     model::merge_lora(*m.model);  // one matrix product per projection again
     spdlog::info("LoRA adapter {} merged into {}", common.lora_path, m.dir);
   }
-  m.tokenizer = std::make_unique<text::Tokenizer>(text::Tokenizer::load(m.dir));
+  m.tokenizer = std::make_unique<text::Tokenizer>(load_model_tokenizer(m.dir, m.model->config()));
   return m;
 }
 
@@ -73,58 +82,42 @@ PromptBatch encode_prompts(const text::Tokenizer& tokenizer, const std::vector<s
   return b;
 }
 
-std::vector<engine::Request> make_requests(const std::vector<int64_t>& items,
-                                           const std::vector<std::vector<int32_t>>& ids, uint64_t seed,
-                                           const engine::SamplingParams& params) {
+engine::Request make_request(int64_t item, const std::vector<int32_t>& prompt_ids, uint64_t seed,
+                             const engine::SamplingParams& params) {
+  engine::Request r;
+  r.id = item;
+  r.seed = seed;
+  r.prompt_ids = prompt_ids;
+  r.params = params;
+  return r;
+}
+
+std::vector<int64_t> my_share(const TaskContext& ctx, const std::vector<int64_t>& items,
+                              const std::vector<double>& costs_by_item) {
+  if (ctx.comm.size() == 1) return items;
+  std::vector<double> costs;
+  costs.reserve(items.size());
+  for (int64_t i : items) costs.push_back(costs_by_item.at(i));
+  const auto parts = dist::balanced_partition(costs, ctx.comm.size());
+  std::vector<int64_t> share;
+  for (int64_t k : parts[ctx.comm.rank()]) share.push_back(items[k]);
+  return share;
+}
+
+void sample_pending(const TaskContext& ctx, engine::Engine& eng, ResumableWork& work,
+                    const std::vector<double>& costs_by_item,
+                    const std::function<engine::Request(int64_t item)>& request_of,
+                    const std::function<Json(int64_t item, const engine::RequestOutput&)>& record_of,
+                    const std::string& unit) {
+  const std::vector<int64_t> mine = my_share(ctx, work.pending(), costs_by_item);
   std::vector<engine::Request> requests;
-  requests.reserve(items.size());
-  for (int64_t i : items) {
-    engine::Request r;
-    r.id = i;
-    r.seed = seed;
-    r.prompt_ids = ids.at(i);
-    r.params = params;
-    requests.push_back(std::move(r));
-  }
-  return requests;
-}
-
-std::string model_label(const CommonOptions& common, const std::string& model_dir) {
-  if (!common.model_name.empty()) return common.model_name;
-  fs::path dir(model_dir);
-  if (dir.filename().empty()) dir = dir.parent_path();
-  return dir.filename().string();
-}
-
-std::vector<int64_t> my_items(const TaskContext& ctx, const std::vector<double>& costs) {
-  if (ctx.comm.size() == 1) {
-    std::vector<int64_t> all(costs.size());
-    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
-    return all;
-  }
-  return dist::balanced_partition(costs, ctx.comm.size())[ctx.comm.rank()];
-}
-
-std::vector<Json> gather_records(const TaskContext& ctx, const std::vector<std::pair<int64_t, Json>>& mine,
-                                 int64_t total) {
-  Json packed = Json::array();
-  for (const auto& [index, record] : mine) packed.push_back(Json::array({index, record}));
-  const std::vector<std::string> parts =
-      ctx.comm.gather(packed.dump(-1, ' ', false, Json::error_handler_t::replace));
-  if (ctx.comm.rank() != 0) return {};
-  std::vector<Json> out(total);
-  std::vector<bool> seen(total, false);
-  for (size_t r = 0; r < parts.size(); ++r) {
-    for (auto& item : parse_json(parts[r], str("records of rank ", r))) {
-      const int64_t i = item[0].get<int64_t>();
-      CTM_CHECK(i >= 0 && i < total && !seen[i], "gather_records: bad or repeated index ", i, " from rank ",
-                r);
-      seen[i] = true;
-      out[i] = std::move(item[1]);
-    }
-  }
-  for (int64_t i = 0; i < total; ++i) CTM_CHECK(seen[i], "gather_records: no rank returned item ", i);
-  return out;
+  requests.reserve(mine.size());
+  for (int64_t i : mine) requests.push_back(request_of(i));
+  eng.generate(requests, [&](const engine::RequestOutput& out) {
+    const int64_t item = mine[out.index];
+    work.add(item, record_of(item, out));
+  });
+  work.stop_if_requested(unit);
 }
 
 }  // namespace ctm::tasks

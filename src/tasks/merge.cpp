@@ -23,7 +23,7 @@ int run_merge(const TaskContext& ctx) {
   const std::string out_dir = ctx.common.output_dir;
   CTM_CHECK(std::filesystem::weakly_canonical(base_dir) != std::filesystem::weakly_canonical(out_dir),
             "merge: --output_dir must differ from the base model folder ", base_dir);
-  const torch::Device device = model::parse_device(ctx.common.device);
+  const torch::Device device = rank_device(ctx.common, ctx.comm);
 
   // Keep the checkpoint's own precision (float32 for float32 files, bfloat16 for bfloat16 ones).
   Json config = read_json_file(base_dir + "/config.json");
@@ -37,18 +37,21 @@ int run_merge(const TaskContext& ctx) {
   auto model = model::load_model(base_dir, device, dtype);
   model::load_peft(*model, ctx.common.lora_path);
   model::merge_lora(*model);
-  model::save_model(*model, out_dir);
+  // The folder is replaced as a whole: a full disk half-way leaves an older merge intact.
+  AtomicDir folder(out_dir);
+  model::save_model(*model, folder.path());
   // The base's config.json as written by its exporter (only the dtype is ours).
   config["torch_dtype"] = model::torch_dtype_name(dtype);
-  write_json_file_atomic(out_dir + "/config.json", config);
+  write_json_file_atomic(folder.path() + "/config.json", config);
   int copied = 0;
   for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                            "tokenizer.model", "vocab.json", "merges.txt", "generation_config.json"}) {
     const std::string src = base_dir + "/" + name;
     if (!file_exists(src)) continue;
-    write_file_atomic(out_dir + "/" + name, read_file(src));
+    write_file_atomic(folder.path() + "/" + name, read_file(src));
     ++copied;
   }
+  folder.commit();
   spdlog::info("merged {} into {} -> {} ({} tokenizer/generation files copied)", ctx.common.lora_path,
                base_dir, out_dir, copied);
   return 0;

@@ -1,25 +1,25 @@
 // ctm prepare_startup_data (DESIGN.md §2 "Data selection"): samples --sampling_n answers (default 64) to
 // every question of the train split at the model's temperature, grades them, and selects the SFT positives
-// and negatives and the DPO pairs. Writes under {output_dir}/data/{model}/:
-//   {dataset}.samples.jsonl  one line per question: id, question, answer (gold list), responses [{text,
-//                            extracted, correct}]; written in chunks of --chunk_questions to
-//                            {dataset}.samples.partial.jsonl first, so a rerun after SIGTERM or a crash goes
-//                            on from the questions already done ({dataset}.samples.config.json holds the
-//                            sampling settings they were made with; other settings start again);
-//   {dataset}.sft.json       {"config", "pos": {id: {question, response, answer}}, "neg": {id_k: {...}}};
-//   {dataset}.dpo.json       {"config", "prompt": [], "chosen": [], "rejected": [], "answer": []}.
-// Ranks split the questions of each chunk; every sample is seeded by (seed, question index, sample index), so
-// the files do not depend on the rank count.
+// and negatives and the DPO pairs. Writes under {output_dir}/data/{model}/, every name carrying the run tag
+// (T1.00, plus .nN / .seedS when those are not the defaults) so runs with other settings never overwrite each
+// other:
+//   {dataset}.samples.{tag}.jsonl        one line per question: id, question, answer (gold list), responses
+//                                        [{text, extracted, correct}];
+//   {dataset}.samples.{tag}.config.json  the settings the samples were made and graded with (committed after
+//                                        the samples, so it always describes them);
+//   {dataset}.sft.{tag}.json             {"config", "pos": {id: {question, response, answer}}, "neg": {...}};
+//   {dataset}.dpo_top_k1.{tag}.json      {"config", "prompt": [], "chosen": [], "rejected": [], "answer":
+//   []}.
+// Every question is journaled the moment its samples are graded (ResumableWork), so SIGTERM, a crash or kill
+// -9 loses at most the questions in flight, and a rerun with any rank count goes on. A changed --grader
+// regrades the samples; it does not sample again.
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include "ctm/core/atomic_file.hpp"
 #include "ctm/core/error.hpp"
 #include "ctm/core/log.hpp"
-#include "ctm/core/signal.hpp"
 #include "ctm/data/dataset.hpp"
 #include "ctm/data/prompt.hpp"
 #include "ctm/data/selection.hpp"
@@ -30,224 +30,220 @@
 #include "ctm/tasks/all.hpp"
 #include "ctm/tasks/common.hpp"
 #include "ctm/tasks/inference.hpp"
+#include "ctm/tasks/resumable.hpp"
 
 namespace ctm::tasks {
-namespace fs = std::filesystem;
-
-// The paper samples 64 answers per question for data selection.
-constexpr int kStartupSamples = 64;
 
 void add_prepare_startup_data_options(po::options_description& desc) {
   add_engine_options(desc);
-  // clang-format off
-  desc.add_options()
-    ("grader", po::value<std::string>()->default_value("paper"), "paper (the release's labels) | math (LaTeX + CAS)")
-    ("chunk_questions", po::value<int64_t>()->default_value(64),
-     "questions sampled between two checkpoints of the samples file (a rerun resumes after the last one)");
-  // clang-format on
+  desc.add_options()(
+      "grader", po::value<std::string>()->default_value("paper"),
+      "paper (the release's labels) | math (LaTeX + CAS); a change regrades, it does not resample");
 }
 
 namespace {
 
-std::string dump_line(const Json& record) {
-  return record.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+struct Run {
+  data::DatasetKind kind;
+  grade::GraderKind grader;
+  std::string model_dir, model;
+  engine::SamplingParams params;
+  StartupDataPaths paths;
+  Json settings;  // what the samples depend on (the grader and the question count aside)
+};
+
+Run resolve_run(const TaskContext& ctx) {
+  const CommonOptions& c = ctx.common;
+  if (c.dataset_name.empty()) throw UsageError("prepare_startup_data needs --dataset_name GSM8K|MATH|ARITH");
+  Run run;
+  run.kind = data::parse_dataset(c.dataset_name);
+  run.grader = grade::parse_grader(ctx.vm["grader"].as<std::string>());
+  run.model_dir = resolve_model_path(c);
+  run.model = model_label(c, run.model_dir);
+  // --t and --sampling_n when given (command line or --config); else the paper's table and 64.
+  const double t = option_given(ctx, "t") ? c.t : data::default_temperature(run.model, run.kind);
+  if (!(t >= engine::kGreedyTemperature))
+    throw UsageError(str("prepare_startup_data samples: --t must be > 0 (got ", t, ")"));
+  const int64_t n = option_given(ctx, "sampling_n") ? c.sampling_n : kPaperSamples;
+  run.params.n = n;
+  run.params.temperature = t;
+  run.params.top_p = top_p_option(ctx);
+  run.params.max_new_tokens = max_new_tokens_option(ctx);
+  run.params.stop = data::stop_strings(run.kind);
+  run.paths = startup_data_paths(c, run.model, startup_tag(ctx, run.model));
+  const std::string split = data::train_split_path(run.kind, data_dir());
+  run.settings = {{"task", "prepare_startup_data"},
+                  {"model_name", run.model},
+                  {"model_path", run.model_dir},
+                  {"lora_path", c.lora_path},
+                  {"dataset_name", c.dataset_name},
+                  {"split", split},
+                  {"t", t},
+                  {"sampling_n", n},
+                  {"top_p", run.params.top_p},
+                  {"max_new_tokens", run.params.max_new_tokens},
+                  {"seed", c.seed}};
+  return run;
 }
 
-// The records of a samples file that match the first questions of this run, in order (a torn last line, a
-// different question or another sample count ends the prefix).
-std::vector<Json> matching_prefix(const std::string& path, const std::vector<data::Problem>& problems,
-                                  int64_t n) {
+// A journal record is about item i when it has the question's id and text and n responses.
+std::string check_record(const data::Problem& p, int64_t n, const Json& rec) {
+  if (!rec.is_object() || rec.value("id", Json()) != p.id || rec.value("question", Json()) != p.question)
+    return "not this question (the split changed?)";
+  if (!rec.contains("responses") || !rec["responses"].is_array() ||
+      static_cast<int64_t>(rec["responses"].size()) != n)
+    return str("not ", n, " responses");
+  return "";
+}
+
+Json graded_responses(const Run& run, const std::vector<std::string>& texts,
+                      const std::vector<std::string>& golds) {
+  Json responses = Json::array();
+  const grade::Rules rules = data::grading_rules(run.kind);
+  for (const std::string& text : texts) {
+    const grade::Verdict v = grade::grade(rules, run.grader, text, golds);
+    responses.push_back(Json{{"text", text}, {"extracted", v.extracted}, {"correct", v.correct}});
+  }
+  return responses;
+}
+
+// The records of a complete earlier samples file with these settings, by question (null where absent), each
+// marked with the grader it was graded with. Other settings under the same name: an error, never overwritten.
+std::vector<Json> previous_samples(const Run& run, int64_t questions) {
   std::vector<Json> out;
-  std::ifstream in(path, std::ios::binary);
-  std::string line;
-  while (out.size() < problems.size() && std::getline(in, line)) {
-    if (in.eof()) break;  // no newline: a line cut short
-    Json rec;
-    try {
-      rec = parse_json(line, path);
-    } catch (const Error&) {
-      break;
-    }
-    const data::Problem& p = problems[out.size()];
-    if (!rec.is_object() || rec.value("id", Json()) != p.id || rec.value("question", Json()) != p.question ||
-        !rec.contains("responses") || !rec["responses"].is_array() ||
-        static_cast<int64_t>(rec["responses"].size()) != n)
-      break;
-    out.push_back(std::move(rec));
+  if (!file_exists(run.paths.samples)) return out;
+  if (!file_exists(run.paths.samples_config)) {
+    spdlog::warn("{} has no settings file beside it (a run stopped while committing?): not reused, replaced",
+                 run.paths.samples);
+    return out;
+  }
+  Json config = read_json_file(run.paths.samples_config);
+  const std::string grader = config.value("grader", std::string());
+  for (const char* key : {"grader", "questions", "ctm_version"}) config.erase(key);
+  if (config != run.settings)
+    throw Error(str(run.paths.samples, " was made with other settings; remove it (and ",
+                    run.paths.samples_config, ") or use another --output_dir.",
+                    settings_differences(run.settings, config)));
+  const std::vector<Json> lines = read_jsonl(run.paths.samples, questions);
+  for (const Json& line : lines) {
+    out.push_back(line);
+    out.back()["grader"] = grader;
   }
   return out;
 }
 
-data::SampledQuestion sampled_question(const Json& rec) {
-  data::SampledQuestion q;
-  q.id = rec["id"].get<std::string>();
-  q.question = rec["question"].get<std::string>();
-  q.answers = rec["answer"].get<std::vector<std::string>>();
-  for (const Json& r : rec["responses"])
-    q.responses.push_back(
-        {r["text"].get<std::string>(), r["extracted"].get<std::string>(), r["correct"].get<bool>()});
-  return q;
+// Summary counts of the selection.
+struct Counts {
+  int64_t samples = 0, correct = 0, positives = 0, negatives = 0, pairs = 0;
+};
+
+void write_outputs(const Run& run, const TaskContext& ctx, std::vector<Json>& records) {
+  const CommonOptions& c = ctx.common;
+  const int64_t Q = static_cast<int64_t>(records.size());
+  std::vector<data::SampledQuestion> questions;
+  std::vector<data::QuestionSelection> selections;
+  Counts k;
+  const std::string grader = grade::grader_name(run.grader);
+  for (int64_t i = 0; i < Q; ++i) {
+    Json& rec = records[i];
+    data::SampledQuestion q;
+    q.id = rec["id"].get<std::string>();
+    q.question = rec["question"].get<std::string>();
+    q.answers = rec["answer"].get<std::vector<std::string>>();
+    if (rec.value("grader", std::string()) != grader) {  // graded with another grader: grade again
+      std::vector<std::string> texts;
+      for (const Json& r : rec["responses"]) texts.push_back(r["text"].get<std::string>());
+      rec["responses"] = graded_responses(run, texts, q.answers);
+    }
+    rec.erase("grader");
+    for (const Json& r : rec["responses"]) {
+      q.responses.push_back(
+          {r["text"].get<std::string>(), r["extracted"].get<std::string>(), r["correct"].get<bool>()});
+      k.correct += q.responses.back().correct ? 1 : 0;
+    }
+    k.samples += static_cast<int64_t>(q.responses.size());
+    selections.push_back(data::select_responses(q.responses, c.seed, static_cast<uint64_t>(i)));
+    const data::QuestionSelection& s = selections.back();
+    k.positives += s.positive >= 0 ? 1 : 0;
+    k.negatives += static_cast<int64_t>(s.negatives.size());
+    k.pairs += s.chosen >= 0 ? 1 : 0;
+    questions.push_back(std::move(q));
+  }
+  Json config = run.settings;
+  config["grader"] = grader;
+  config["questions"] = Q;
+  config["ctm_version"] = CTM_VERSION;
+  {
+    AtomicFile samples(run.paths.samples), samples_config(run.paths.samples_config);
+    for (const Json& rec : records)
+      samples.stream() << rec.dump(-1, ' ', false, Json::error_handler_t::replace) << '\n';
+    samples_config.stream() << config.dump(2, ' ', false, Json::error_handler_t::replace) << '\n';
+    commit_together(samples, samples_config);
+  }
+  config["sft_pos"] = "top_k 1 of the largest correct answer group";
+  config["sft_neg"] = "top_p 0.5 of the incorrect answer groups";
+  write_json_file_atomic(run.paths.sft, data::build_sft_json(questions, selections, config));
+  const data::PromptBuilder prompts(run.kind, data_dir());
+  write_json_file_atomic(run.paths.dpo, data::build_dpo_json(questions, selections, prompts, config));
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "prepare_startup_data: %lld questions, %lld samples, accuracy %.2f%%, SFT pos %lld, SFT neg "
+                "%lld, DPO pairs %lld",
+                static_cast<long long>(Q), static_cast<long long>(k.samples),
+                k.samples > 0 ? 100.0 * static_cast<double>(k.correct) / static_cast<double>(k.samples) : 0.0,
+                static_cast<long long>(k.positives), static_cast<long long>(k.negatives),
+                static_cast<long long>(k.pairs));
+  std::cout << line << std::endl;
+  spdlog::info("wrote {}, {} and {}", run.paths.samples, run.paths.sft, run.paths.dpo);
 }
 
 }  // namespace
 
 int run_prepare_startup_data(const TaskContext& ctx) {
   const CommonOptions& c = ctx.common;
-  if (c.dataset_name.empty()) throw UsageError("prepare_startup_data needs --dataset_name GSM8K|MATH|ARITH");
-  const data::DatasetKind kind = data::parse_dataset(c.dataset_name);
-  const grade::GraderKind grader = grade::parse_grader(ctx.vm["grader"].as<std::string>());
-  const grade::Rules rules = data::grading_rules(kind);
-  const std::string model_dir = resolve_model_path(c);
-  const std::string model = model_label(c, model_dir);
-  // --t and --sampling_n only when given (command line or --config); else the paper's table and 64.
-  const double t = ctx.vm["t"].defaulted() ? data::default_temperature(model, kind) : c.t;
-  if (!(t >= engine::kGreedyTemperature))
-    throw UsageError(str("prepare_startup_data samples: --t must be > 0 (got ", t, ")"));
-  const int64_t n = ctx.vm["sampling_n"].defaulted() ? kStartupSamples : c.sampling_n;
-  if (n < 1) throw UsageError(str("--sampling_n must be >= 1 (got ", n, ")"));
-  const int64_t chunk = ctx.vm["chunk_questions"].as<int64_t>();
-  if (chunk < 1) throw UsageError(str("--chunk_questions must be >= 1 (got ", chunk, ")"));
-  engine::SamplingParams params;
-  params.n = n;
-  params.temperature = t;
-  params.top_p = top_p_option(ctx);
-  params.max_new_tokens = max_new_tokens_option(ctx);
-  params.stop = data::stop_strings(kind);
-
-  const std::string split = data::train_split_path(kind, data_dir());
+  const Run run = resolve_run(ctx);
+  const std::string split = data::train_split_path(run.kind, data_dir());
   const std::vector<data::Problem> problems = data::load_problems(split, c.max_questions);
   const int64_t Q = static_cast<int64_t>(problems.size());
-  const std::string dir = output_path(c, "data/" + model);
-  const std::string stem = dir + "/" + c.dataset_name;
-  const std::string samples_path = stem + ".samples.jsonl", partial_path = stem + ".samples.partial.jsonl",
-                    settings_path = stem + ".samples.config.json";
+  for (const std::string& out : {run.paths.samples, run.paths.samples_config, run.paths.sft, run.paths.dpo})
+    check_output_file(out);
 
-  Json config = Json::object();  // what the samples depend on (the question count aside)
-  config["task"] = "prepare_startup_data";
-  config["model_name"] = model;
-  config["model_path"] = model_dir;
-  config["lora_path"] = c.lora_path;
-  config["dataset_name"] = c.dataset_name;
-  config["split"] = split;
-  config["grader"] = grade::grader_name(grader);
-  config["t"] = t;
-  config["sampling_n"] = n;
-  config["top_p"] = params.top_p;
-  config["max_new_tokens"] = params.max_new_tokens;
-  config["seed"] = c.seed;
+  ResumableWork work(ctx, run.paths.samples, run.settings, Q, [&](int64_t i, const Json& rec) {
+    return check_record(problems[i], run.params.n, rec);
+  });
+  work.recover(ctx.comm.rank() == 0 ? previous_samples(run, Q) : std::vector<Json>{});
 
-  // Rank 0 finds the questions already sampled with these settings; every rank learns how many.
-  std::vector<Json> done;
-  const bool rank0 = ctx.comm.rank() == 0;
-  if (rank0) {
-    const bool same = file_exists(settings_path) && read_json_file(settings_path) == config;
-    if (same) {
-      for (const std::string& path : {samples_path, partial_path}) {
-        if (!file_exists(path)) continue;
-        std::vector<Json> prefix = matching_prefix(path, problems, n);
-        if (prefix.size() > done.size()) done = std::move(prefix);
-      }
-    } else if (file_exists(samples_path) || file_exists(partial_path)) {
-      spdlog::warn("{}: sampled with other settings (or unknown ones): sampling again", samples_path);
-    }
-    if (!same) write_json_file_atomic(settings_path, config);
-  }
-  const int64_t start = std::stoll(ctx.comm.broadcast(std::to_string(done.size())));
-
-  if (start < Q) {
-    InferenceModel m = load_inference_model(c);
-    const data::PromptBuilder prompts(kind, data_dir());
+  if (work.done_count() < Q) {
+    InferenceModel m = load_inference_model(c, ctx.comm);
+    const data::PromptBuilder prompts(run.kind, data_dir());
     std::vector<std::string> texts(Q);
     for (int64_t i = 0; i < Q; ++i) texts[i] = prompts.build(problems[i].question);
-    const PromptBatch batch = encode_prompts(*m.tokenizer, texts, n);
+    const PromptBatch batch = encode_prompts(*m.tokenizer, texts, run.params.n);
     spdlog::info("prepare_startup_data: {} questions of {} ({} already sampled), t = {}, n = {}, model {}{}",
-                 Q, split, start, t, n, m.dir, c.lora_path.empty() ? "" : " + LoRA " + c.lora_path);
-
-    std::ofstream partial;
-    if (rank0) {  // the partial file holds exactly the questions done, then grows chunk by chunk
-      std::string text;
-      for (const Json& rec : done) text += dump_line(rec);
-      write_file_atomic(partial_path, text);
-      partial.open(partial_path, std::ios::binary | std::ios::app);
-      if (!partial) throw Error(str("cannot append to '", partial_path, "'"));
-    }
+                 Q, split, work.done_count(), run.params.temperature, run.params.n, m.dir,
+                 c.lora_path.empty() ? "" : " + LoRA " + c.lora_path);
     engine::Engine eng(*m.model, *m.tokenizer, engine_options(ctx, "prepare_startup_data"));
-    for (int64_t a = start; a < Q; a += chunk) {
-      if (ctx.comm.any(stop_requested())) throw Stopped{};
-      const int64_t b = std::min(Q, a + chunk);
-      const std::vector<double> costs(batch.costs.begin() + a, batch.costs.begin() + b);
-      std::vector<int64_t> mine = my_items(ctx, costs);
-      for (int64_t& i : mine) i += a;
-      std::vector<std::pair<int64_t, Json>> records;
-      for (const engine::RequestOutput& out : eng.generate(make_requests(mine, batch.ids, c.seed, params))) {
-        const int64_t i = mine[out.index];
-        const data::Problem& p = problems[i];
-        Json responses = Json::array();
-        for (const engine::Completion& comp : out.completions) {
-          const grade::Verdict v = grade::grade(rules, grader, comp.text, p.answers);
-          responses.push_back(Json{{"text", comp.text}, {"extracted", v.extracted}, {"correct", v.correct}});
-        }
-        Json rec = Json::object();
-        rec["id"] = p.id;
-        rec["question"] = p.question;
-        rec["answer"] = p.answers;
-        rec["responses"] = std::move(responses);
-        records.emplace_back(i - a, std::move(rec));
-      }
-      std::vector<Json> chunk_records = gather_records(ctx, records, b - a);
-      if (!rank0) continue;
-      for (Json& rec : chunk_records) {
-        partial << dump_line(rec);
-        done.push_back(std::move(rec));
-      }
-      partial.flush();
-      if (!partial) throw Error(str("cannot write '", partial_path, "'"));
-      spdlog::info("prepare_startup_data: {}/{} questions sampled", b, Q);
-    }
+    const std::string grader = grade::grader_name(run.grader);
+    sample_pending(
+        ctx, eng, work, batch.costs,
+        [&](int64_t i) { return make_request(i, batch.ids[i], c.seed, run.params); },
+        [&](int64_t i, const engine::RequestOutput& out) {
+          const data::Problem& p = problems[i];
+          std::vector<std::string> completions;
+          for (const engine::Completion& comp : out.completions) completions.push_back(comp.text);
+          return Json{{"id", p.id},
+                      {"question", p.question},
+                      {"answer", p.answers},
+                      {"responses", graded_responses(run, completions, p.answers)},
+                      {"grader", grader}};
+        },
+        "questions");
   }
-  if (!rank0) return 0;
-
-  // The complete samples file, then the selection.
-  JsonlWriter writer(samples_path);
-  for (const Json& rec : done) writer.write(rec);
-  writer.commit();
-  std::error_code ignored;
-  fs::remove(partial_path, ignored);
-
-  std::vector<data::SampledQuestion> questions;
-  std::vector<data::QuestionSelection> selections;
-  int64_t samples = 0, correct = 0, negatives = 0, positives = 0, pairs = 0;
-  for (int64_t i = 0; i < Q; ++i) {
-    questions.push_back(sampled_question(done[i]));
-    selections.push_back(
-        data::select_responses(questions.back().responses, c.seed, static_cast<uint64_t>(i)));
-    for (const data::GradedResponse& r : questions.back().responses) correct += r.correct ? 1 : 0;
-    samples += static_cast<int64_t>(questions.back().responses.size());
-    const data::QuestionSelection& s = selections.back();
-    positives += s.positive >= 0 ? 1 : 0;
-    negatives += static_cast<int64_t>(s.negatives.size());
-    pairs += s.chosen >= 0 ? 1 : 0;
+  if (ctx.comm.rank() == 0) {
+    std::vector<Json> records = work.collect_all();
+    write_outputs(run, ctx, records);
   }
-  Json selection_config = config;
-  selection_config["questions"] = Q;
-  selection_config["sft_pos"] = "top_k 1 of the largest correct answer group";
-  selection_config["sft_neg"] = "top_p 0.5 of the incorrect answer groups";
-  selection_config["ctm_version"] = CTM_VERSION;
-  write_json_file_atomic(stem + ".sft.json", data::build_sft_json(questions, selections, selection_config));
-  write_json_file_atomic(
-      stem + ".dpo.json",
-      data::build_dpo_json(questions, selections, data::prompt_format(kind), selection_config));
-  const double accuracy =
-      samples > 0 ? 100.0 * static_cast<double>(correct) / static_cast<double>(samples) : 0.0;
-  char line[256];
-  std::snprintf(
-      line, sizeof line,
-      "prepare_startup_data: %lld questions, %lld samples, accuracy %.2f%%, SFT pos %lld, SFT neg %lld, "
-      "DPO pairs %lld",
-      static_cast<long long>(Q), static_cast<long long>(samples), accuracy, static_cast<long long>(positives),
-      static_cast<long long>(negatives), static_cast<long long>(pairs));
-  std::cout << line << std::endl;
-  spdlog::info("wrote {}.samples.jsonl, {}.sft.json and {}.dpo.json", stem, stem, stem);
+  work.finish();
   return 0;
 }
 

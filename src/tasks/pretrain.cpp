@@ -7,12 +7,16 @@
 
 #include <chrono>
 #include <filesystem>
+#include <initializer_list>
+#include <tuple>
 
 #include "ctm/core/atomic_file.hpp"
 #include "ctm/core/error.hpp"
 #include "ctm/core/log.hpp"
 #include "ctm/core/signal.hpp"
 #include "ctm/data/dataset.hpp"
+#include "ctm/dist/collective.hpp"
+#include "ctm/dist/device.hpp"
 #include "ctm/io/json.hpp"
 #include "ctm/model/loader.hpp"
 #include "ctm/tasks/all.hpp"
@@ -28,29 +32,39 @@ namespace {
 constexpr const char* kBos = "<|begin_of_text|>";
 constexpr const char* kEos = "<|end_of_text|>";
 
-// Data parallelism over the task's communicator (CPU tensors).
-class CommCollective : public train::Collective {
- public:
-  explicit CommCollective(dist::Comm& comm) : comm_(comm) {}
-  int rank() const override { return comm_.rank(); }
-  int size() const override { return comm_.size(); }
-  void all_reduce_sum(torch::Tensor& t) override {
-    CTM_CHECK(t.is_contiguous() && t.device().is_cpu(), "all-reduce needs a contiguous CPU tensor");
-    if (t.scalar_type() == torch::kFloat64)
-      comm_.allreduce_sum(t.data_ptr<double>(), t.numel());
-    else if (t.scalar_type() == torch::kFloat32)
-      comm_.allreduce_sum(t.data_ptr<float>(), t.numel());
-    else
-      throw Error(ctm::str("all-reduce of ", t.scalar_type(), " tensors is not supported"));
-  }
-
- private:
-  dist::Comm& comm_;
-};
-
 template <class T>
 T opt(const TaskContext& ctx, const char* name) {
   return ctx.vm[name].as<T>();
+}
+
+// Every numeric option's range, checked before the tokenizer or the model is built.
+void check_ranges(const TaskContext& ctx) {
+  constexpr int64_t kBig = int64_t{1} << 40;
+  for (const auto& [name, lo, hi] : std::initializer_list<std::tuple<const char*, int64_t, int64_t>>{
+           {"train_examples", -1, kBig},
+           {"valid_examples", 0, kBig},
+           {"hidden_size", 8, 1 << 16},
+           {"num_layers", 1, 1024},
+           {"num_heads", 1, 1024},
+           {"intermediate_size", 1, 1 << 20},
+           {"max_position_embeddings", 16, 1 << 24},
+           {"seq_len", 16, 1 << 24},
+           {"batch_size", 1, 1 << 20},
+           {"grad_accum", 1, 1 << 20},
+           {"steps", 0, kBig},
+           {"epochs", 1, 1 << 20},
+           {"warmup_steps", 0, kBig},
+           {"eval_every", 0, kBig},
+           {"checkpoint_every", 0, kBig},
+           {"log_every", 0, kBig}})
+    int_option(ctx, name, lo, hi);
+  const int32_t vocab = opt<int32_t>(ctx, "vocab_size");
+  if (vocab < 260 || vocab > (1 << 20))
+    throw UsageError(str("--vocab_size must be in [260, 1048576] (got ", vocab, ")"));
+  real_option(ctx, "lr", 0, 10);
+  real_option(ctx, "min_lr_ratio", 0, 1);
+  real_option(ctx, "weight_decay", 0, 10);
+  real_option(ctx, "max_grad_norm", 0, 1e9);
 }
 
 }  // namespace
@@ -96,6 +110,8 @@ int run_pretrain(const TaskContext& ctx) {
   std::string out = opt<std::string>(ctx, "out");
   if (out.empty())
     out = !common.model_path.empty() ? common.model_path : data_dir() + "/models/" + common.model_name;
+  check_output_folder(out);
+  check_ranges(ctx);
   std::string train_file = opt<std::string>(ctx, "train_file");
   if (train_file.empty()) train_file = data::train_split_path(kind, data_dir());
   const std::string ckpt_dir = output_path(common, "checkpoints/" + common.model_name + "/pretrain");
@@ -180,7 +196,7 @@ int run_pretrain(const TaskContext& ctx) {
   cfg.bos_token_id = tok.bos_id();
   cfg.eos_token_ids = {eos};
   cfg.torch_dtype = "float32";
-  const auto device = model::parse_device(common.device);
+  const auto device = rank_device(common, ctx.comm);
   auto model = model::init_model(cfg, common.seed, device, torch::kFloat32);
   spdlog::info("pretrain: {} parameters (d {}, {} layers, {} heads, SwiGLU {}, vocab {})",
                cfg.num_parameters(), cfg.hidden_size, cfg.num_layers, cfg.num_heads, cfg.intermediate_size,
@@ -207,21 +223,29 @@ int run_pretrain(const TaskContext& ctx) {
   topt.seed = common.seed;
   if (topt.max_steps <= 0) topt.max_steps = -1;
 
-  CommCollective collective(ctx.comm);
+  // Data parallel (every weight trained, so none is sharded): gradients summed where they live (NCCL for
+  // CUDA).
+  const auto comm = dist::device_comm(ctx.comm, device);
+  dist::CommCollective collective(*comm);
   train::Trainer trainer(train::full_parameters(*model), topt, ctx.comm.size() > 1 ? &collective : nullptr);
   train::Split train_split{train::example_lengths(train_seqs), train::lm_loss_fn(*model, train_seqs, eos)};
   train::Split valid_split{train::example_lengths(valid_seqs), train::lm_loss_fn(*model, valid_seqs, eos)};
   const auto result = trainer.fit(train_split, valid_split);
-  if (result.stopped) throw Stopped{};
+  if (result.stopped)
+    throw Stopped{str("the checkpoint of step ", result.steps_done, " is in ", ckpt_dir,
+                      "; rerun the same command to resume")};
   model->set_requires_grad(false);
   model->set_training(false);
 
   if (rank0) {
-    model::save_model(*model, out);
-    write_file_atomic(out + "/tokenizer.json", tok_text);
-    write_json_file_atomic(out + "/tokenizer_config.json", tok_config);
+    // The folder is replaced as a whole: a full disk half-way leaves the old model intact.
+    AtomicDir folder(out);
+    const std::string& dir = folder.path();
+    model::save_model(*model, dir);
+    write_file_atomic(dir + "/tokenizer.json", tok_text);
+    write_json_file_atomic(dir + "/tokenizer_config.json", tok_config);
     write_json_file_atomic(
-        out + "/generation_config.json",
+        dir + "/generation_config.json",
         Json{{"bos_token_id", *tok.bos_id()}, {"eos_token_id", eos}, {"do_sample", false}});
     // How it was made: the resolved options and the loss curve's end points.
     Json info = {{"dataset", data::dataset_name(kind)},
@@ -240,7 +264,8 @@ int run_pretrain(const TaskContext& ctx) {
     }
     if (!result.history.empty()) info["final_train_loss"] = result.history.back().loss;
     if (result.last_valid_loss) info["final_valid_loss"] = *result.last_valid_loss;
-    write_json_file_atomic(out + "/training_info.json", info);
+    write_json_file_atomic(dir + "/training_info.json", info);
+    folder.commit();
     spdlog::info("pretrain: wrote {} ({:.0f} s in all)", out,
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   }

@@ -4,9 +4,11 @@
 
 #include "ctm/core/error.hpp"
 #include "ctm/core/log.hpp"
+#include "ctm/core/signal.hpp"
 #include "ctm/io/jsonl.hpp"
 #include "ctm/tasks/all.hpp"
 #include "ctm/tasks/common.hpp"
+#include "ctm/tasks/resumable.hpp"
 #include "ctm/text/tokenizer.hpp"
 
 namespace ctm::tasks {
@@ -47,6 +49,8 @@ int run_tokenize(const TaskContext& ctx) {
   std::vector<int32_t> ids;
   while (reader.next(record)) {
     if (ctx.common.max_questions >= 0 && lines >= ctx.common.max_questions) break;
+    // Tokenizing is fast (tens of MB/s) and keeps nothing partial: a stop ends it without an output.
+    if (stop_requested()) stop_without_saving(str("the tokenization of ", input));
     if (!record.is_object() || !record.contains("text") || !record["text"].is_string()) {
       reader.fail("expected an object with a string field \"text\"");
     }

@@ -29,13 +29,25 @@ int hex_value(char c) {
   return -1;
 }
 
-// Hugging Face's Strip decoder, including its quirk of counting the kept characters in bytes.
+// A byte that does not begin a valid UTF-8 character: one "character" that equals no code point.
+constexpr uint32_t kNotACharacter = 0xFFFFFFFF;
+
+// Hugging Face's Strip decoder, including its quirk of counting the kept characters in bytes. The token may
+// hold bytes that are not UTF-8 (ByteFallback keeps them as they are, and an incremental decode ends inside a
+// character): each such byte counts as one character that is never stripped.
 std::string strip_token(const std::string& token, uint32_t ch, size_t start, size_t stop) {
   std::vector<uint32_t> chars;
   std::vector<size_t> offsets;
   for (size_t i = 0; i < token.size();) {
     offsets.push_back(i);
-    chars.push_back(utf8_next(token, i));
+    const size_t len = utf8_len(static_cast<unsigned char>(token[i]));
+    if (i + len <= token.size() &&
+        utf8_invalid_offset(std::string_view(token).substr(i, len)) == std::string_view::npos) {
+      chars.push_back(utf8_next(token, i));
+    } else {
+      chars.push_back(kNotACharacter);
+      ++i;
+    }
   }
   offsets.push_back(token.size());
   size_t start_cut = 0, stop_cut = 0;

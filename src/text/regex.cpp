@@ -129,9 +129,9 @@ std::string onig_to_pcre2(std::string_view p, const std::string& where) {
   return out;
 }
 
-Regex::Regex(std::string_view pattern, bool literal, const std::string& where)
+Regex::Regex(std::string_view pattern, bool literal, const std::string& where, bool any_bytes)
     : literal_(literal), pattern_(pattern), where_(where) {
-  uint32_t options = PCRE2_UTF | PCRE2_NO_UTF_CHECK;
+  uint32_t options = PCRE2_UTF | PCRE2_NO_UTF_CHECK | (any_bytes ? PCRE2_MATCH_INVALID_UTF : 0);
   std::string compiled;
   if (literal) {
     options |= PCRE2_LITERAL;
@@ -160,7 +160,10 @@ Regex::~Regex() {
 }
 
 size_t Regex::char_len(std::string_view s, size_t i) {
-  return utf8_len(static_cast<unsigned char>(s[i]));
+  const size_t len = utf8_len(static_cast<unsigned char>(s[i]));
+  // A byte that does not begin a valid character (any_bytes subjects) is stepped over on its own.
+  if (i + len > s.size() || utf8_invalid_offset(s.substr(i, len)) != std::string_view::npos) return 1;
+  return len;
 }
 
 bool Regex::search(std::string_view subject, size_t from, size_t& match_start, size_t& match_end) const {

@@ -18,7 +18,10 @@ std::string onig_to_pcre2(std::string_view pattern, const std::string& where);
 class Regex {
  public:
   // literal: match `pattern` as a plain string (a tokenizer.json {"String": ...} pattern).
-  Regex(std::string_view pattern, bool literal, const std::string& where);
+  // any_bytes: subjects may be any bytes, not only UTF-8 (a decoder step after ByteFallback or ByteLevel):
+  // a byte that is not part of a valid character is then matched by nothing, where PCRE2 would otherwise
+  // read it as undefined behaviour.
+  Regex(std::string_view pattern, bool literal, const std::string& where, bool any_bytes = false);
   ~Regex();
   Regex(const Regex&) = delete;
   Regex& operator=(const Regex&) = delete;

@@ -26,10 +26,21 @@ ByteLevelMap::ByteLevelMap() {
 }
 
 std::optional<std::string> ByteLevelMap::to_bytes(std::string_view token) const {
+  // The byte characters are below U+0144: one or two UTF-8 bytes each. The token need not be UTF-8 (a decoder
+  // step before ByteLevel may have made raw bytes), so nothing past its end is read.
   std::string out;
   out.reserve(token.size());
   for (size_t i = 0; i < token.size();) {
-    const uint32_t cp = utf8_next(token, i);
+    const auto b = static_cast<unsigned char>(token[i]);
+    uint32_t cp = b;
+    if (b >= 0x80) {
+      if (b < 0xC2 || b > 0xC5 || i + 1 >= token.size()) return std::nullopt;
+      const auto c = static_cast<unsigned char>(token[i + 1]);
+      if ((c & 0xC0) != 0x80) return std::nullopt;
+      cp = ((b & 0x1Fu) << 6) | (c & 0x3Fu);
+      ++i;
+    }
+    ++i;
     if (cp >= 0x144 || char_to_byte[cp] < 0) return std::nullopt;
     out.push_back(static_cast<char>(char_to_byte[cp]));
   }
@@ -197,6 +208,28 @@ std::string get_string(const J& obj, const char* key, const std::string& where) 
   return v->template get<std::string>();
 }
 
+// Token ids index the tokenizer's tables, so a hostile id must not ask for gigabytes: real vocabularies have
+// at most a few hundred thousand ids, far below this bound.
+constexpr int64_t kMaxTokenId = (int64_t{1} << 22) - 1;
+
+// v as a token id; `what` names it in the error.
+template <class J>
+int32_t token_id(const J& v, const std::string& what) {
+  if (!v.is_number_integer() || v.template get<int64_t>() < 0 || v.template get<int64_t>() > kMaxTokenId)
+    throw Error(str(what, " must be a token id (an integer from 0 to ", kMaxTokenId, "), got ", v.dump()));
+  return static_cast<int32_t>(v.template get<int64_t>());
+}
+
+// A count such as Strip's start and stop: a non-negative integer, `fallback` when absent.
+template <class J>
+size_t get_count(const J& obj, const char* key, size_t fallback, const std::string& where) {
+  const J* v = field(obj, key);
+  if (!v) return fallback;
+  if (!v->is_number_integer() || v->template get<int64_t>() < 0)
+    throw Error(str(where, ": field \"", key, "\" must be a non-negative integer, got ", v->dump()));
+  return static_cast<size_t>(v->template get<int64_t>());
+}
+
 template <class J>
 const J& get_array(const J& obj, const char* key, const std::string& where) {
   const J* v = field(obj, key);
@@ -210,17 +243,19 @@ std::string type_of(const J& obj, const std::string& where) {
   return get_string(obj, "type", where);
 }
 
-// {"String": "..."} or {"Regex": "..."}.
+// {"String": "..."} or {"Regex": "..."}; any_bytes as for Regex.
 template <class J>
-std::unique_ptr<Regex> parse_pattern(const J& obj, const char* key, const std::string& where) {
+std::unique_ptr<Regex> parse_pattern(const J& obj, const char* key, const std::string& where,
+                                     bool any_bytes = false) {
   const J* p = field(obj, key);
   const std::string at = str(where, ".", key);
   if (!p || !p->is_object() || p->size() != 1)
     throw Error(str(at, ": expected {\"String\": ...} or {\"Regex\": ...}"));
   const auto it = p->begin();
   if (!it.value().is_string()) throw Error(str(at, ": the pattern must be a string"));
-  if (it.key() == "String") return std::make_unique<Regex>(it.value().template get<std::string>(), true, at);
-  if (it.key() == "Regex") return std::make_unique<Regex>(it.value().template get<std::string>(), false, at);
+  const std::string pattern = it.value().template get<std::string>();
+  if (it.key() == "String") return std::make_unique<Regex>(pattern, true, at, any_bytes);
+  if (it.key() == "Regex") return std::make_unique<Regex>(pattern, false, at, any_bytes);
   throw Error(str(at, ": pattern kind \"", it.key(), "\" is not supported"));
 }
 
@@ -352,7 +387,9 @@ void parse_post_processor(const J& j, const std::string& where, std::vector<int3
           throw Error(str(at, ": special token \"", name, "\" is not in special_tokens"));
         }
         const J& ids = get_array((*specials)[name], "ids", str(where, ".special_tokens.", name));
-        for (const J& id : ids) (seen_sequence ? suffix : prefix).push_back(id.template get<int32_t>());
+        for (const J& id : ids)
+          (seen_sequence ? suffix : prefix)
+              .push_back(token_id(id, str(where, ".special_tokens.", name, ".ids")));
       } else {
         throw Error(str(at, ": template item \"", item.begin().key(), "\" is not supported"));
       }
@@ -366,8 +403,8 @@ void parse_post_processor(const J& j, const std::string& where, std::vector<int3
     const J& cls = get_array(j, "cls", where);
     const J& sep = get_array(j, "sep", where);
     if (cls.size() != 2 || sep.size() != 2) throw Error(str(where, ": cls and sep must be [token, id]"));
-    prefix.push_back(cls[1].template get<int32_t>());
-    suffix.push_back(sep[1].template get<int32_t>());
+    prefix.push_back(token_id(cls[1], str(where, ".cls[1]")));
+    suffix.push_back(token_id(sep[1], str(where, ".sep[1]")));
   } else {
     throw Error(str(where, ": post-processor type \"", type, "\" is not supported"));
   }
@@ -399,12 +436,13 @@ void parse_decoder(const J& j, const std::string& where, std::vector<DecoderStep
     size_t n = 0;
     for (size_t i = 0; i < step.text.size(); ++n) utf8_next(step.text, i);
     if (n != 1) throw Error(str(where, ": Strip content must be one character"));
-    step.strip_start = j.value("start", size_t{0});
-    step.strip_stop = j.value("stop", size_t{0});
+    step.strip_start = get_count(j, "start", 0, where);
+    step.strip_stop = get_count(j, "stop", 0, where);
   } else if (type == "Replace") {
     check_keys(j, {"type", "pattern", "content"}, where);
     step.kind = DecoderStep::Replace;
-    step.regex = parse_pattern(j, "pattern", where);
+    // After ByteFallback or ByteLevel the tokens are raw bytes, not necessarily UTF-8.
+    step.regex = parse_pattern(j, "pattern", where, /*any_bytes=*/true);
     step.text = get_string(j, "content", where);
   } else {
     throw Error(str(where, ": decoder type \"", type, "\" is not supported"));
@@ -414,18 +452,24 @@ void parse_decoder(const J& j, const std::string& where, std::vector<DecoderStep
 
 // A decoder that maps each token on its own, so decode(ids) is the concatenation of the tokens' bytes.
 bool decoder_is_per_token(const std::vector<DecoderStep>& steps) {
-  bool after_byte_level = false;
+  bool after_byte_level = false, after_byte_fallback = false;
   for (const DecoderStep& s : steps) {
     switch (s.kind) {
       case DecoderStep::Fuse:
       case DecoderStep::Strip:
         return false;
+      // ByteLevel joins every token, ByteFallback consecutive byte tokens: a step after them that reads
+      // characters would see the joined text (a character may span tokens), not single tokens.
       case DecoderStep::ByteLevel:
+        if (after_byte_fallback) return false;
         after_byte_level = true;
         break;
       case DecoderStep::ByteFallback:
+        if (after_byte_level) return false;
+        after_byte_fallback = true;
+        break;
       case DecoderStep::Replace:
-        if (after_byte_level) return false;  // would see the joined text, not single tokens
+        if (after_byte_level || after_byte_fallback) return false;
         break;
     }
   }
@@ -464,12 +508,8 @@ void parse_model(const J& j, const std::string& where, BpeModel& m, std::vector<
   std::fill(std::begin(m.byte_fallback_ids), std::end(m.byte_fallback_ids), -1);
   StringIdMap as_written(m.byte_level ? vocab->size() : 16);  // byte-level: tokens as written, for merges
   for (auto it = vocab->begin(); it != vocab->end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().template get<int64_t>() < 0 ||
-        it.value().template get<int64_t>() > INT32_MAX / 2) {
-      throw Error(str(where, ".vocab: token ", it.key(), " has an invalid id"));
-    }
-    const auto id = it.value().template get<int32_t>();
     const std::string& token = it.key();
+    const int32_t id = token_id(it.value(), str(where, ".vocab: the id of token \"", token, "\""));
     if (static_cast<size_t>(id) >= id_to_token.size()) id_to_token.resize(id + 1);
     if (!id_to_token[id].empty()) throw Error(str(where, ".vocab: id ", id, " is given twice"));
     id_to_token[id] = token;
@@ -487,8 +527,8 @@ void parse_model(const J& j, const std::string& where, BpeModel& m, std::vector<
       m.vocab.insert(token, id);
     }
   }
-  if (const J* unk = field(j, "unk_token")) {
-    const std::string u = unk->template get<std::string>();
+  if (field(j, "unk_token")) {
+    const std::string u = get_string(j, "unk_token", where);
     const int32_t* id = (m.byte_level ? as_written : m.vocab).find(u);
     if (!id) throw Error(str(where, ": unk_token \"", u, "\" is not in the vocabulary"));
     m.unk_id = *id;
@@ -534,11 +574,8 @@ AddedToken parse_added_token(const J& j, const std::string& where) {
   check_keys(j, {"id", "content", "single_word", "lstrip", "rstrip", "normalized", "special"}, where);
   AddedToken t;
   const J* id = field(j, "id");
-  if (!id || !id->is_number_integer() || id->template get<int64_t>() < 0 ||
-      id->template get<int64_t>() > INT32_MAX / 2) {
-    throw Error(str(where, ": field \"id\" must be a non-negative integer"));
-  }
-  t.id = id->template get<int32_t>();
+  if (!id) throw Error(str(where, ": missing field \"id\""));
+  t.id = token_id(*id, str(where, ": field \"id\""));
   t.content = get_string(j, "content", where);
   t.special = get_bool(j, "special", false, where);
   t.single_word = get_bool(j, "single_word", false, where);
@@ -685,7 +722,8 @@ std::shared_ptr<TokenizerImpl> build(const J& tj, const Json* config, const std:
     };
     t.bos = resolve("bos_token");
     t.eos = resolve("eos_token");
-    const std::string cls = config->value("tokenizer_class", std::string());
+    const std::string cls =
+        field(*config, "tokenizer_class") ? get_string(*config, "tokenizer_class", cw) : "";
     const bool llama_class = cls == "LlamaTokenizerFast" || cls == "LlamaTokenizer";
     const bool has_add_bos = field(*config, "add_bos_token") != nullptr;
     const bool has_add_eos = field(*config, "add_eos_token") != nullptr;

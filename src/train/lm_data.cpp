@@ -113,6 +113,24 @@ std::vector<LmExample> pack_qa_sequences(const std::vector<data::Problem>& probl
   return sequences;
 }
 
+namespace {
+// The end both example builders share: an EOS target when asked, then the cap on the length.
+LmExample finish_example(const text::Tokenizer& tok, LmExample ex, bool add_eos, int64_t max_tokens) {
+  if (add_eos) {
+    const auto eos = tok.eos_id();
+    CTM_CHECK(eos.has_value(), "the tokenizer has no EOS token");
+    ex.tokens.push_back(*eos);
+    ex.is_target.push_back(1);
+  }
+  if (max_tokens > 0 && static_cast<int64_t>(ex.tokens.size()) > max_tokens) {
+    ex.tokens.resize(static_cast<size_t>(max_tokens));
+    ex.is_target.resize(static_cast<size_t>(max_tokens));
+  }
+  return ex;
+}
+
+}  // namespace
+
 LmExample completion_example(const text::Tokenizer& tok, const std::string& prompt,
                              const std::string& completion, bool add_eos, int64_t max_tokens) {
   LmExample ex;
@@ -122,17 +140,24 @@ LmExample completion_example(const text::Tokenizer& tok, const std::string& prom
     ex.tokens.push_back(id);
     ex.is_target.push_back(1);
   }
-  if (add_eos) {
-    const auto eos = tok.eos_id();
-    CTM_CHECK(eos.has_value(), "the tokenizer has no EOS token");
-    ex.tokens.push_back(*eos);
-    ex.is_target.push_back(1);
-  }
-  if (max_tokens > 0 && static_cast<int64_t>(ex.tokens.size()) > max_tokens) {
-    ex.tokens.resize(max_tokens);
-    ex.is_target.resize(max_tokens);
-  }
-  return ex;
+  return finish_example(tok, std::move(ex), add_eos, max_tokens);
+}
+
+bool tokenizer_adds_bos(const text::Tokenizer& tok) {
+  const auto bos = tok.bos_id();
+  if (!bos) return false;
+  const auto ids = tok.encode("x", /*add_special_tokens=*/true);
+  return !ids.empty() && ids.front() == *bos;
+}
+
+std::optional<LmExample> response_example(const text::Tokenizer& tok, const std::string& text,
+                                          const std::string& marker, bool add_eos, int64_t max_tokens) {
+  const size_t at = text.rfind(marker);
+  if (at == std::string::npos || at + marker.size() >= text.size()) return std::nullopt;
+  const size_t cut = at + marker.size();
+  LmExample ex =
+      tokenize_pieces(tok, {{text.substr(0, cut), false}, {text.substr(cut), true}}, tokenizer_adds_bos(tok));
+  return finish_example(tok, std::move(ex), add_eos, max_tokens);
 }
 
 }  // namespace ctm::train

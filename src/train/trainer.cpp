@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <sstream>
 
 #include "ctm/core/atomic_file.hpp"
 #include "ctm/core/error.hpp"
@@ -18,6 +19,18 @@ namespace {
 
 constexpr const char* kFormat = "ctm-trainer-checkpoint-1";
 constexpr uint64_t kValidSeedItem = ~uint64_t{0};  // the rng stream of validation batches
+
+// Lockstep: with several ranks, every rank runs the same number of forward and backward passes, a rank
+// without a micro-batch in a round (the last round of an epoch, or of a validation) running a pass whose
+// result is dropped, so that collectives inside the loss (a sharded model's per-layer all-gathers) meet
+// their partners on every rank.
+int64_t rounds(int64_t batches, int64_t world) {
+  return (batches + world - 1) / world;
+}
+// The cheapest batch for such a pass: one example of a batch every rank has.
+std::vector<int64_t> padding_batch(const std::vector<int64_t>& batch) {
+  return {batch.front()};
+}
 
 Json record_to_json(const LogRecord& r) {
   Json j = {{"step", r.step}, {"epoch", r.epoch},         {"lr", r.lr},
@@ -137,8 +150,13 @@ void Trainer::save_checkpoint(const State& st, const std::string& fp) {
     if (!best_params_.empty()) archive.write("best_" + n, best_params_[i], true);
   }
   const auto path = checkpoint_file(opts_.checkpoint_dir);
+  // Serialised in memory first: torch's zip writer finishes the file in its destructor and terminates the
+  // process if the stream failed (a full disk), so the file is written by AtomicFile, which reports it.
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  const std::string data = std::move(bytes).str();
   AtomicFile out(path);
-  archive.save_to(out.stream());
+  out.stream().write(data.data(), static_cast<std::streamsize>(data.size()));
   out.commit();
   // A readable summary beside it (the .pt is the truth): progress and the loss curve.
   state.erase("adam_steps");
@@ -206,9 +224,15 @@ double Trainer::validate(const Split& valid) {
   const auto batches = sorted_batches(valid.lengths, opts_.eval_batch_size);
   torch::NoGradGuard no_grad;
   std::vector<double> totals = {0.0, 0.0};
-  for (size_t j = static_cast<size_t>(rank); j < batches.size(); j += world) {
-    torch::manual_seed(mix_seed(opts_.seed, kValidSeedItem, j));
-    const auto terms = valid.loss(batches[j], false);
+  const int64_t n = static_cast<int64_t>(batches.size());
+  for (int64_t round = 0; round < rounds(n, world); ++round) {
+    const int64_t j = round * world + rank;
+    if (j >= n) {  // no batch of mine in this round: a pass whose result is dropped (see rounds())
+      valid.loss(padding_batch(batches.front()), false);
+      continue;
+    }
+    torch::manual_seed(mix_seed(opts_.seed, kValidSeedItem, static_cast<uint64_t>(j)));
+    const auto terms = valid.loss(batches[static_cast<size_t>(j)], false);
     totals[0] += terms.sum.item<double>();
     totals[1] += terms.count;
   }
@@ -242,7 +266,9 @@ TrainResult Trainer::fit(const Split& train, const Split& valid) {
     }
   }
   auto window_start = std::chrono::steady_clock::now();
+  std::clock_t window_cpu = std::clock();  // this process's CPU time: on a shared machine, the work it did
   double window_units = 0.0;
+  int64_t window_updates = 0;
 
   while (!st.finished && st.step < total) {
     if (st.batch_pos >= static_cast<int64_t>(batches.size())) {
@@ -257,7 +283,13 @@ TrainResult Trainer::fit(const Split& train, const Split& valid) {
     optimizer_.zero_grad();
     double loss_sum = 0.0, units = 0.0;
     std::map<std::string, double> metric_sums;
-    for (int64_t j = begin + rank; j < end; j += world) {
+    for (int64_t round = 0; round < rounds(end - begin, world); ++round) {
+      const int64_t j = begin + round * world + rank;
+      if (j >= end) {  // no micro-batch of mine in this round: a zero-weighted pass (see rounds())
+        auto terms = train.loss(padding_batch(batches[begin]), true);
+        if (terms.sum.requires_grad()) (terms.sum * 0.0).backward();
+        continue;
+      }
       // Dropout and any other draw of the loss come from torch's generator, reseeded per micro-batch: a
       // resumed run draws what the uninterrupted one drew without saving generator state.
       torch::manual_seed(
@@ -291,12 +323,16 @@ TrainResult Trainer::fit(const Split& train, const Split& valid) {
         if (g.defined()) g.div_(units);
       }
     }
+    if (!std::isfinite(loss_sum))
+      throw Error(str(opts_.label, ": the loss is not finite at update ", st.step + 1,
+                      " (a broken model, or a learning rate far too high); the last checkpoint is kept"));
     const double grad_norm = clip_grad_norm(params_, opts_.max_grad_norm);
     const double lr = opts_.lr * lr_multiplier(opts_.schedule, st.step, total);
     optimizer_.step(lr);
     ++st.step;
     st.batch_pos = end;
     window_units += units;
+    ++window_updates;
 
     LogRecord rec;
     rec.step = st.step;
@@ -328,11 +364,17 @@ TrainResult Trainer::fit(const Split& train, const Split& valid) {
     if (opts_.log_every > 0 && (st.step % opts_.log_every == 0 || st.finished)) {
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
-      spdlog::info("{}: step {}/{} epoch {} loss {:.4f} lr {:.3e} grad_norm {:.3f} ({:.0f} units/s)",
-                   opts_.label, st.step, total, st.epoch, rec.loss, lr, grad_norm,
-                   secs > 0 ? window_units / secs : 0.0);
+      const double cpu = static_cast<double>(std::clock() - window_cpu) / CLOCKS_PER_SEC;
+      spdlog::info(
+          "{}: step {}/{} epoch {} loss {:.4f} lr {:.3e} grad_norm {:.3f} ({:.3f} s/update, CPU {:.3f} "
+          "s/update, "
+          "{:.3g} units/s)",
+          opts_.label, st.step, total, st.epoch, rec.loss, lr, grad_norm, secs / window_updates,
+          cpu / window_updates, secs > 0 ? window_units / secs : 0.0);
       window_start = std::chrono::steady_clock::now();
+      window_cpu = std::clock();
       window_units = 0.0;
+      window_updates = 0;
     }
     st.history.push_back(std::move(rec));
 

@@ -20,7 +20,7 @@ expect_exit 0 "$CTM" "${args[@]}" --output_dir "$TMP/np1"
 if command -v mpirun > /dev/null; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   expect_exit 0 mpirun -np 2 --oversubscribe "$CTM" "${args[@]}" --output_dir "$TMP/np2"
-  for f in result_0.8.jsonl summary_0.8.json; do
+  for f in result_0.8.n3.jsonl summary_0.8.n3.json; do
     cmp -s "$TMP/np1/output/rand/ARITH/base/$f" "$TMP/np2/output/rand/ARITH/base/$f" \
       || { echo "FAIL: $f differs between 1 and 2 ranks"; fails=$((fails+1)); }
   done

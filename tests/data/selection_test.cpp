@@ -21,7 +21,7 @@ std::vector<GradedResponse> make(const std::vector<std::tuple<std::string, bool,
   std::vector<GradedResponse> out;
   for (const auto& [answer, correct, count] : spec)
     for (int k = 0; k < count; ++k)
-      out.push_back(GradedResponse{answer + "#" + std::to_string(out.size()), answer, correct});
+      out.push_back(GradedResponse{" r" + answer + "#" + std::to_string(out.size()), answer, correct});
   return out;
 }
 
@@ -210,7 +210,8 @@ TEST(Selection, SftAndDpoShapes) {
   EXPECT_EQ(sft["config"], config);
   ASSERT_EQ(sft["pos"].size(), 2u);
   EXPECT_EQ(sft["pos"]["10"]["question"], "What is 1+1?");
-  EXPECT_EQ(sft["pos"]["10"]["response"], qs[0].responses[sel[0].positive].text);
+  EXPECT_EQ(sft["pos"]["10"]["response"], python_strip(qs[0].responses[sel[0].positive].text));
+  EXPECT_EQ(sft["pos"]["10"]["response"].get<std::string>().front(), 'r');  // " r..." stripped
   EXPECT_EQ(sft["pos"]["12"]["answer"], Json::array({"6", "6.0"}));
   EXPECT_FALSE(sft["pos"].contains("11"));
   // q 10: 3 incorrect -> need 2: "3" (2) -> 0; q 11: 3 -> need 2: "5" (3).
@@ -219,15 +220,20 @@ TEST(Selection, SftAndDpoShapes) {
   EXPECT_TRUE(sft["neg"].contains("11_0"));
   EXPECT_EQ(sft["neg"]["11_0"]["answer"], Json::array({"4"}));
 
-  const Json dpo = build_dpo_json(qs, sel, prompt_format(DatasetKind::GSM8K), config);
+  const PromptBuilder prompts(DatasetKind::GSM8K, CTM_SOURCE_DIR "/data");
+  const Json dpo = build_dpo_json(qs, sel, prompts, config);
   for (const char* key : {"prompt", "chosen", "rejected", "answer"}) ASSERT_EQ(dpo[key].size(), 1u) << key;
   EXPECT_EQ(dpo["config"], config);
-  EXPECT_EQ(dpo["prompt"][0], "Question: What is 1+1?\nAnswer:");
-  EXPECT_EQ(dpo["chosen"][0], qs[0].responses[sel[0].chosen].text);
+  // The release's convention: few-shot prefix + "Question: q\nAnswer: " (trailing space) + stripped response,
+  // which together are the sampled text (the stripped prompt + the response with its leading space).
+  const std::string prompt = dpo["prompt"][0];
+  EXPECT_EQ(prompt, prompts.prefix() + "Question: What is 1+1?\nAnswer: ");
+  const std::string chosen = qs[0].responses[sel[0].chosen].text;
+  EXPECT_EQ(dpo["chosen"][0], python_strip(chosen));
+  EXPECT_EQ(prompt + dpo["chosen"][0].get<std::string>(), prompts.build("What is 1+1?") + chosen);
   EXPECT_EQ(qs[0].responses[sel[0].rejected].extracted, "3");
-  EXPECT_EQ(dpo["rejected"][0], qs[0].responses[sel[0].rejected].text);
+  EXPECT_EQ(dpo["rejected"][0], python_strip(qs[0].responses[sel[0].rejected].text));
   EXPECT_EQ(dpo["answer"][0], Json::array({"2"}));
-  EXPECT_EQ(dpo_prompt(prompt_format(DatasetKind::MATH), "x?"), "Problem: x?\nSolution:");
   // Mismatched sizes are a bug.
   EXPECT_ANY_THROW(build_sft_json(qs, {}, config));
 }

@@ -10,6 +10,7 @@
 #include "ctm/core/worker_pool.hpp"
 #include "ctm/engine/engine.hpp"
 #include "ctm/engine/prefix_cache.hpp"
+#include "ctm/model/loader.hpp"
 #include "engine_test_util.hpp"
 
 using namespace ctm;
@@ -221,4 +222,24 @@ TEST(Engine, RejectsBadRequests) {
   r = make_request(0, "x", 1, 0.0, 4);
   r.prompt_ids = {999};
   EXPECT_THROW(engine.generate({r}), Error);
+  r = make_request(0, "x", kMaxSamplesPerRequest + 1, 1.0, 4);
+  EXPECT_THROW(engine.generate({r}), Error);
+}
+
+TEST(Engine, RunsTheBlocksThroughTheModelsBlockRunner) {
+  // A sharded model supplies its weights per block through a block runner; the engine must go through it
+  // (the row decoder, which reads the weights directly, steps aside) and sample the same greedy tokens.
+  auto m = model::load_model(test::tiny_model_dir(), torch::kCPU, torch::kFloat32);
+  int64_t layer_calls = 0, head_calls = 0;
+  m->set_block_runner([&](const model::BlockCall& call, const torch::Tensor& x) {
+    layer_calls += call.block == model::Block::kLayer;
+    head_calls += call.block == model::Block::kHead;
+    return call.run(x);
+  });
+  Engine engine(*m, tiny().tokenizer, quiet());
+  const Request r = make_request(0, kPrompts[0], 1, 0.0, 6);
+  const auto out = engine.generate({r});
+  EXPECT_EQ(out[0].completions[0].token_ids, greedy_by_full_forward(r.prompt_ids, 6));
+  EXPECT_EQ(head_calls, 6) << "the prompt's logits, then one decode step per token but the last";
+  EXPECT_EQ(layer_calls, 6 * m->config().num_layers);
 }

@@ -122,6 +122,24 @@ TEST(Safetensors, TruncatedFiles) {
                {"\"w\"", "past the end"});
 }
 
+// A zero dimension makes a tensor empty whatever the other dimensions are; the header accepts dimensions
+// whose product before the zero exceeds 2^63 (as the reference implementation does), so numel() must not
+// multiply them first. Found by the safetensors fuzz target: the product overflowed int64 (UBSan in the CI
+// build).
+TEST(Safetensors, EmptyTensorWithHugeDimensions) {
+  const std::string dir = temp_dir();
+  const std::string path = write_raw(
+      dir, "empty.safetensors",
+      raw_file(R"({"e": {"dtype": "F32", "shape": [2305843009213693952, 4, 0], "data_offsets": [0, 0]},
+                  "z": {"dtype": "U8", "shape": [0, 9223372036854775807, 2], "data_offsets": [0, 0]}})",
+               ""));
+  SafetensorsFile f(path);
+  EXPECT_EQ(f.info("e").numel(), 0);
+  EXPECT_EQ(f.info("e").nbytes(), 0u);
+  EXPECT_EQ(f.info("e").shape, (std::vector<int64_t>{2305843009213693952, 4, 0}));
+  EXPECT_EQ(f.info("z").numel(), 0);
+}
+
 TEST(Safetensors, OversizedHeaderLength) {
   const std::string dir = temp_dir();
   expect_error(write_raw(dir, "huge.safetensors", raw_file("{}", "", UINT64_MAX - 1)), {"exceeds the limit"});

@@ -109,6 +109,43 @@ TEST(Config, ErrorsNameTheField) {
   expect_config_error(j, "architectures");
 }
 
+// num_parameters() overflowed int64 on sizes describing more than 2^63 parameters (found by the model_config
+// fuzz target). Such sizes are rejected naming the field, and the largest sizes accepted count exactly: the
+// bounds keep every accepted config far below 2^63 (UBSan aborts on an overflow).
+TEST(Config, ParameterCountOfTheLargestAcceptedSizesFitsInt64) {
+  Json j = llama_json();
+  j["hidden_size"] = int64_t{1} << 62;
+  j["num_attention_heads"] = 2;
+  j["num_key_value_heads"] = 2;
+  expect_config_error(j, "\"hidden_size\" is 4611686018427387904");
+  j = llama_json();
+  j["vocab_size"] = int64_t{1} << 50;
+  expect_config_error(j, "\"vocab_size\" is 1125899906842624");
+  j = llama_json();
+  j["num_hidden_layers"] = int64_t{1} << 40;
+  expect_config_error(j, "\"num_hidden_layers\" is 1099511627776");
+
+  j = llama_json();
+  j["hidden_size"] = int64_t{1} << 17;
+  j["intermediate_size"] = int64_t{1} << 20;
+  j["num_hidden_layers"] = 1024;
+  j["num_attention_heads"] = 1024;
+  j["num_key_value_heads"] = 1024;
+  j["head_dim"] = 1024;
+  j["vocab_size"] = int64_t{1} << 24;
+  j["attention_bias"] = true;
+  j["mlp_bias"] = true;
+  // D = 2^17, q = kv = F = 2^20, per layer 2D + Dq + 2D kv + qD + 3DF + (q + 2kv) + D + (2F + D); with
+  // 1024 layers and an untied 2^24 x D embedding and head (Python integers).
+  EXPECT_EQ(ModelConfig::from_json(j, "cfg.json").num_parameters(), 989566370709504LL);
+  j = llama_json();
+  j["hidden_size"] = 8192;
+  j["intermediate_size"] = 28672;
+  j["num_hidden_layers"] = 80;
+  j["num_attention_heads"] = 64;
+  EXPECT_EQ(ModelConfig::from_json(j, "cfg.json").num_parameters(), 70553706496LL);  // Llama-3.1-70B
+}
+
 // The llama3 frequency rule, written out per frequency in double (transformers' _compute_llama3_parameters).
 std::vector<double> reference_inv_freq(double theta, int64_t dim, const std::optional<RopeScaling>& s) {
   std::vector<double> out;

@@ -6,8 +6,6 @@
 #include <torch/torch.h>
 
 #include <chrono>
-#include <fstream>
-#include <sstream>
 
 #include "ctm/model/loader.hpp"
 #include "ctm/model/logprobs.hpp"
@@ -15,28 +13,6 @@
 
 namespace ctm::model {
 namespace {
-
-// A field of /proc/self/status in bytes ("VmRSS", "VmHWM").
-int64_t proc_status_bytes(const std::string& field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) {
-      std::istringstream ss(line.substr(field.size() + 1));
-      int64_t kb = 0;
-      ss >> kb;
-      return kb * 1024;
-    }
-  }
-  return -1;
-}
-
-bool reset_peak_rss() {
-  std::ofstream out("/proc/self/clear_refs");
-  out << "5";
-  out.close();
-  return static_cast<bool>(out);
-}
 
 TEST(LoadMemory, PeakIsModelPlusOneTensor) {
   Json j = {{"architectures", {"LlamaForCausalLM"}},
@@ -61,11 +37,11 @@ TEST(LoadMemory, PeakIsModelPlusOneTensor) {
 
   for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
     malloc_trim(0);
-    if (!reset_peak_rss()) GTEST_SKIP() << "/proc/self/clear_refs is not writable here";
-    const int64_t before = proc_status_bytes("VmRSS");
-    ASSERT_LT(proc_status_bytes("VmHWM") - before, 1 << 20);  // the reset worked
+    if (!test::reset_peak_rss()) GTEST_SKIP() << "/proc/self/clear_refs is not writable here";
+    const int64_t before = test::proc_status_bytes("VmRSS");
+    ASSERT_LT(test::proc_status_bytes("VmHWM") - before, 1 << 20);  // the reset worked
     auto model = load_model(dir, torch::kCPU, dtype);
-    const int64_t peak = proc_status_bytes("VmHWM") - before;
+    const int64_t peak = test::proc_status_bytes("VmHWM") - before;
     const int64_t model_bytes = file_bytes / (dtype == torch::kFloat32 ? 1 : 2);
     std::printf(
         "load_model %s: file %.1f MB, model %.1f MB, largest tensor %.1f MB, peak RSS added %.1f MB "

@@ -5,6 +5,8 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "ctm/core/atomic_file.hpp"
@@ -23,6 +25,29 @@ inline std::string fresh_dir(const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
+}
+
+// A field of /proc/self/status in bytes ("VmRSS", "VmHWM").
+inline int64_t proc_status_bytes(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) {
+      std::istringstream ss(line.substr(field.size() + 1));
+      int64_t kb = 0;
+      ss >> kb;
+      return kb * 1024;
+    }
+  }
+  return -1;
+}
+
+// Resets VmHWM to the current resident set (false where /proc/self/clear_refs is not writable).
+inline bool reset_peak_rss() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+  out.close();
+  return static_cast<bool>(out);
 }
 
 inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {

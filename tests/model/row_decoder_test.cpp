@@ -119,6 +119,18 @@ TEST_F(RowDecoderTest, DoesNotApplyToLoraOrOtherDtypes) {
   EXPECT_THROW(RowDecoder{*m}, Error);
 }
 
+TEST_F(RowDecoderTest, DoesNotApplyWithABlockRunner) {
+  // A block runner may put the weights in place per block (a sharded model): the row decoder, which reads
+  // them directly, must not take such a model.
+  auto m = load_model(test::tiny_random_dir(), torch::kCPU, torch::kFloat32);
+  ASSERT_TRUE(RowDecoder::applies(*m));
+  m->set_block_runner([](const BlockCall& call, const torch::Tensor& x) { return call.run(x); });
+  EXPECT_FALSE(RowDecoder::applies(*m));
+  EXPECT_THROW(RowDecoder{*m}, Error);
+  m->set_block_runner({});
+  EXPECT_TRUE(RowDecoder::applies(*m));
+}
+
 TEST_F(RowDecoderTest, PackedLinearMatchesFloat64AndIsRowIndependent) {
   torch::manual_seed(4);
   for (int workers : {1, 3}) {

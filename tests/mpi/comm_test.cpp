@@ -3,10 +3,14 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
-#include "ctm/dist/comm.hpp"
+#include "mpi_test.hpp"
 
 namespace {
 ctm::dist::Comm* g_comm = nullptr;
+}
+
+ctm::dist::Comm& ctm::dist::test::world() {
+  return *g_comm;
 }
 
 TEST(MpiComm, AllgatherGatherBroadcast) {

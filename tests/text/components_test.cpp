@@ -258,6 +258,68 @@ TEST(Components, ByteFallbackUnknownAndDecoderChain) {
   EXPECT_EQ(fused.encode("Heee", false), (std::vector<int32_t>{6, 7, 5}));  // merges on characters
 }
 
+// The Strip decoder on bytes that are not UTF-8 (ByteFallback keeps them as they are, and an incremental
+// decode stops inside a character): each such byte is one character that is never stripped. Strip used to
+// read a lead byte's missing continuation bytes past the end of the token (found by the tokenizer fuzz
+// target; an ASan heap overflow on long tokens, a wrong result on short ones).
+TEST(Components, StripDecoderOnIncompleteCharacters) {
+  Json j = sentencepiece_like(true, false);
+  j["decoder"]["decoders"][3]["stop"] = 1;  // strip one leading and one trailing space
+  const Tokenizer tok = Tokenizer::from_json(j);
+  const int32_t e4 = 10 + 0xE4, space = 3;
+  EXPECT_EQ(tok.decode({e4, space}), "\xE4");
+  EXPECT_EQ(tok.decode({space, e4, 10 + 0xBD, space}), "\xE4\xBD");
+  // Valid characters keep Hugging Face's quirk: the kept length is counted in bytes, so after a multi-byte
+  // character the trailing space stays.
+  EXPECT_EQ(tok.decode({space, 10 + 0xE4, 10 + 0xBD, 10 + 0xA0, space}), "你 ");
+  std::vector<int32_t> ids = {1};
+  ids.insert(ids.end(), 40, e4);  // a token longer than std::string's inline buffer: on the heap
+  EXPECT_EQ(tok.decode(ids), "Hello" + std::string(40, '\xE4'));
+  IncrementalDecoder dec(tok);
+  std::string joined;
+  for (int32_t id : ids) joined += dec.push(id);
+  EXPECT_EQ(joined + dec.flush(), tok.decode(ids));
+}
+
+// A ByteLevel decoder after ByteFallback sees raw bytes, not byte characters: a byte that is not a byte
+// character is kept as it is. Mapping used to trust a lead byte and read the byte after the end of the token
+// (for <0xC4>, the string's terminating NUL made U+0100, the character of byte 0x00). And since ByteFallback
+// joins consecutive byte tokens, ByteLevel reads characters across tokens (<0xC4><0x80> is U+0100 as Hugging
+// Face decodes it): such a chain is not decoded token by token.
+TEST(Components, ByteLevelDecoderOnRawBytes) {
+  Json j = sentencepiece_like(true, false);
+  j["decoder"] = {{"type", "Sequence"}, {"decoders", {{{"type", "ByteFallback"}}, {{"type", "ByteLevel"}}}}};
+  const Tokenizer tok = Tokenizer::from_json(j);
+  EXPECT_EQ(tok.decode({10 + 0xC4}), "\xC4");
+  EXPECT_EQ(tok.decode({10 + 0xC4, 10 + 0x80}), std::string(1, '\0'));  // U+0100: the character of byte 0
+  EXPECT_EQ(tok.decode({10 + 0x41, 10 + 0xC4}), "A\xC4");
+  EXPECT_EQ(tok.token_bytes(10 + 0xC5), std::nullopt);
+  IncrementalDecoder dec(tok);
+  std::string pieces;
+  for (int32_t id : {10 + 0x41, 10 + 0xC4, 10 + 0x80}) pieces += dec.push(id);
+  EXPECT_EQ(pieces + dec.flush(), std::string("A") + '\0');
+}
+
+// A Replace decoder after ByteFallback matches on raw bytes: a byte that is not part of a valid character is
+// matched by nothing. PCRE2 read such bytes as undefined behaviour: "." took 0xE4 for a 3-byte character
+// and reported a match ending past the token (std::out_of_range escaped decode). Replace sees consecutive
+// byte tokens joined, as in Hugging Face (<0xC3><0xA9> is one "é"), so the chain is not decoded per token.
+TEST(Components, ReplaceDecoderOnRawBytes) {
+  Json j = sentencepiece_like(true, false);
+  j["decoder"] = {
+      {"type", "Sequence"},
+      {"decoders",
+       {{{"type", "ByteFallback"}}, {{"type", "Replace"}, {"pattern", {{"Regex", "."}}}, {"content", "x"}}}}};
+  const Tokenizer tok = Tokenizer::from_json(j);
+  const int32_t e4 = 10 + 0xE4;
+  EXPECT_EQ(tok.decode({e4}), "\xE4");
+  EXPECT_EQ(tok.decode({e4, 10 + 'A'}), "\xE4x");
+  EXPECT_EQ(tok.decode({10 + 0xC3, 10 + 0xA9}), "x");
+  EXPECT_EQ(tok.decode({1}), "xxxxxx");                          // "▁Hello": six characters
+  j["decoder"]["decoders"][1]["pattern"] = {{"Regex", "(?:)"}};  // empty matches step over raw bytes
+  EXPECT_EQ(Tokenizer::from_json(j).decode({e4, 10 + 'A'}), "x\xE4xAx");
+}
+
 void expect_error(const Json& j, const std::string& needle) {
   try {
     Tokenizer::from_json(j);
@@ -300,6 +362,50 @@ TEST(Components, UnsupportedFieldsAreErrorsNamingTheField) {
   j["pre_tokenizer"] = {
       {"type", "Split"}, {"pattern", {{"Regex", "a"}}}, {"behavior", "Sideways"}, {"invert", false}};
   expect_error(j, "Sideways");
+}
+
+// Values of the wrong type or out of range are errors naming the field, never a library exception
+// (nlohmann's type_error), a silently truncated id or an allocation the size of the id: a vocabulary id of
+// 2^23 made every table of the tokenizer that long. Found by reading the loader for the tokenizer fuzz
+// target.
+TEST(Components, HostileValuesAreErrorsNamingTheField) {
+  const Json base = byte_level_tokenizer(Json::array());
+  const Json template_post = {
+      {"type", "TemplateProcessing"},
+      {"single", {{{"SpecialToken", {{"id", "<s>"}}}}, {{"Sequence", {{"id", "A"}}}}}},
+      {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {256}}}}}}};
+  Json j = base;
+  j["model"]["vocab"]["far"] = int64_t{1} << 23;
+  expect_error(j, "the id of token \"far\" must be a token id");
+  j = base;
+  j["added_tokens"] = {added_token(0, "<x>", false, false, false)};
+  j["added_tokens"][0]["id"] = 4294967553LL;  // 2^32 + 257: was truncated to 257
+  expect_error(j, "added_tokens[0]: field \"id\" must be a token id");
+  for (const Json& bad : {Json("x"), Json(1e300), Json(4294967553LL), Json(-1)}) {
+    j = base;
+    j["post_processor"] = template_post;
+    j["post_processor"]["special_tokens"]["<s>"]["ids"] = {bad};
+    expect_error(j, "special_tokens.<s>.ids must be a token id");
+    j = base;
+    j["post_processor"] = {{"type", "BertProcessing"}, {"cls", {"<s>", bad}}, {"sep", {"</s>", 257}}};
+    expect_error(j, "cls[1] must be a token id");
+  }
+  j = base;
+  j["model"]["unk_token"] = 5;
+  expect_error(j, "\"unk_token\" must be a string");
+  j = base;
+  j["decoder"] = {{"type", "Strip"}, {"content", " "}, {"start", "one"}, {"stop", 0}};
+  expect_error(j, "\"start\" must be a non-negative integer");
+  j["decoder"]["start"] = -1;
+  expect_error(j, "\"start\" must be a non-negative integer");
+  const Json config = {{"tokenizer_class", 7}};
+  try {
+    Tokenizer::from_json(base, &config);
+    ADD_FAILURE() << "a numeric tokenizer_class was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("\"tokenizer_class\" must be a string"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

@@ -67,6 +67,31 @@ TEST(LmData, PiecesMarkTheTargetTokens) {
   EXPECT_EQ(decode_where(f.tok, first, true), " " + p.solution + "\n\n");
 }
 
+// The CE models' and +SFT's examples: loss on the response after the last "Answer:" and on the EOS only.
+TEST(LmData, ResponseExampleMasksEverythingBeforeTheLastMarker) {
+  const auto& f = fixture();
+  const auto& p = f.problems[1];
+  const std::string prompt = "Question: 1 + 1\nAnswer: 2\n\nQuestion: " + p.question + "\nAnswer:";
+  const auto ex = response_example(f.tok, prompt + " " + p.solution, "Answer:", /*add_eos=*/true, 0);
+  ASSERT_TRUE(ex.has_value());
+  ASSERT_EQ(ex->tokens.size(), ex->is_target.size());
+  EXPECT_EQ(ex->tokens.back(), *f.tok.eos_id());
+  EXPECT_EQ(ex->is_target.back(), 1);
+  auto masked = *ex;
+  masked.tokens.pop_back();
+  masked.is_target.pop_back();
+  EXPECT_EQ(decode_where(f.tok, masked, true), " " + p.solution);
+  EXPECT_EQ(decode_where(f.tok, masked, false), prompt);
+  // No EOS: the mask ends with the response; a cap keeps the first tokens; no marker or nothing after it:
+  // none.
+  const auto no_eos = response_example(f.tok, prompt + " " + p.solution, "Answer:", false, 0);
+  EXPECT_EQ(no_eos->tokens.size(), ex->tokens.size() - 1);
+  const auto capped = response_example(f.tok, prompt + " " + p.solution, "Answer:", true, 5);
+  EXPECT_EQ(capped->tokens, std::vector<int32_t>(ex->tokens.begin(), ex->tokens.begin() + 5));
+  EXPECT_FALSE(response_example(f.tok, p.question, "Answer:", true, 0).has_value());
+  EXPECT_FALSE(response_example(f.tok, prompt, "Answer:", true, 0).has_value());
+}
+
 TEST(LmData, PackedSequencesAreFewShotShapedAndCoverEveryProblem) {
   const auto& f = fixture();
   PackOptions o;

@@ -3,9 +3,12 @@
 # Debian 12 libraries carried in .gpudeps/ (tools/gpu/make-gpudeps.sh), then prove the CUDA path:
 #   - the CUDA unit tests (tests/engine/test_cuda.cpp: KV cache vs dense attention in bf16, KV-cache decode vs
 #     full forwards on the tiny model, engine greedy tokens vs full-forward argmaxes);
+#   - the NCCL backend: a single-rank NCCL communicator on GPU 0 (tests/dist/comm_test.cpp, Nccl.*);
 #   - ctm evaluation (tiny, ARITH, 200 questions): accuracy on cuda vs cpu, wall time of each;
 #   - ctm logprobs: cuda (bf16) vs cpu (float32) on 100 sequences;
 #   - ctm pretrain: a few updates on cuda (the loss must fall), the same on cpu for comparison;
+#   - ctm train_cdpo on cuda, one rank, 4 updates with the base whole and sharded (--fsdp on: the per-layer
+#     gathers through a one-rank NCCL communicator and the recompute): the two adapters agree (bf16: 1e-2);
 #   - the CPU test suite (ctest) against libtorch 2.x.
 # Every step reports PASS or FAIL and the script goes on; the table comes last; the exit status is the number
 # of failed steps (0: all passed). Logs go to $OUT (build.log, ctest.log, cuda.log, summary.txt).
@@ -66,6 +69,16 @@ for d in "${CUDA_HOME:-/nonexistent}/include" "${CUDA_HOME:-/nonexistent}/target
   if [ -d "$d/nvtx3" ]; then NVTX3=$d; break; fi
 done
 echo "nvtx3: ${NVTX3:-not found}"
+# NCCL for the NCCL backend (CTM_CUDA=ON builds it): the one PyTorch ships (the nvidia-nccl wheel), else the
+# toolkit's or the system's. Without one the build goes on with CTM_WITH_NCCL=OFF and the NCCL step fails.
+NCCL_ROOT=${NCCL_ROOT:-$(py -c 'import nvidia.nccl; print(list(nvidia.nccl.__path__)[0])' 2>/dev/null)}
+if [ ! -f "${NCCL_ROOT:-/nonexistent}/include/nccl.h" ]; then
+  NCCL_ROOT=""
+  for d in "${CUDA_HOME:-/nonexistent}" /usr; do
+    if [ -f "$d/include/nccl.h" ]; then NCCL_ROOT=$d; break; fi
+  done
+fi
+echo "nccl: ${NCCL_ROOT:-not found}"
 
 # ---- 1. the carried dependencies ----------------------------------------------------------------------------
 t=$(now)
@@ -84,6 +97,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   [ -n "$NVCC" ] && cuda_args+=(-DCMAKE_CUDA_COMPILER="$NVCC")
   [ -n "$CUDA_HOME" ] && cuda_args+=(-DCUDAToolkit_ROOT="$CUDA_HOME" -DCUDA_TOOLKIT_ROOT_DIR="$CUDA_HOME")
   [ -n "$NVTX3" ] && cuda_args+=(-DUSE_SYSTEM_NVTX=ON -Dnvtx3_dir="$NVTX3")
+  if [ -n "$NCCL_ROOT" ]; then cuda_args+=(-DNCCL_ROOT="$NCCL_ROOT"); else cuda_args+=(-DCTM_WITH_NCCL=OFF); fi
   export TORCH_CUDA_ARCH_LIST=9.0
   echo "== configure" | tee "$OUT/build.log"
   if cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCTM_CUDA=ON -DCCACHE_PROGRAM=OFF \
@@ -104,10 +118,10 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     grep -B2 -A10 -E 'error:|FAILED:' "$OUT/build.log" | head -80
     row build FAIL "$(since "$t")" "$(grep -c 'FAILED:' "$OUT/build.log") failed targets (build.log)"
     t=$(now)  # the ctm binary alone, so the CUDA checks still run
-    if timeout 120 cmake --build "$BUILD" -j "$JOBS" --target ctm ctm_test_engine >>"$OUT/build.log" 2>&1; then
-      row "build ctm, test_engine" PASS "$(since "$t")" ""
+    if timeout 120 cmake --build "$BUILD" -j "$JOBS" --target ctm ctm_test_engine ctm_test_dist >>"$OUT/build.log" 2>&1; then
+      row "build ctm, test_engine/dist" PASS "$(since "$t")" ""
     else
-      row "build ctm, test_engine" FAIL "$(since "$t")" ""
+      row "build ctm, test_engine/dist" FAIL "$(since "$t")" ""
     fi
   fi
 fi
@@ -124,18 +138,19 @@ if [ -x "$CTM" ]; then
   fi
 fi
 
-# ---- 3. CUDA unit tests ---------------------------------------------------------------------------------------
-t=$(now)
-if [ -x "$BUILD/ctm_test_engine" ] &&
-  timeout 180 "$BUILD/ctm_test_engine" --gtest_filter='Cuda.*' >"$W/cuda_tests.txt" 2>&1; then
-  st=PASS
-else
-  st=FAIL
-fi
-{ echo "==== ctm_test_engine --gtest_filter=Cuda.*"; cat "$W/cuda_tests.txt"; } >>"$CUDA_LOG"
-grep -E '^\[cuda\]|\[  (FAILED|SKIPPED) |Failure|Expected|Which is|error' "$W/cuda_tests.txt" | head -30
-grep -q '\[  SKIPPED \]' "$W/cuda_tests.txt" && st=FAIL  # skipped = CUDA not available to the test
-row "gtest Cuda.*" "$st" "$(since "$t")" "$(grep -E '^\[  PASSED  \]|tests? ran' "$W/cuda_tests.txt" | tail -1)"
+# ---- 3. CUDA unit tests and the NCCL backend on one GPU -------------------------------------------------------
+gtest_step() {  # row name, test binary, gtest filter: PASS only when tests ran, none failed or was skipped
+  local name=$1 bin=$2 filter=$3 out="$W/gtest-$(basename "$2").txt"
+  t=$(now)
+  if [ -x "$bin" ] && timeout 180 "$bin" --gtest_filter="$filter" >"$out" 2>&1; then st=PASS; else st=FAIL; fi
+  { echo "==== $(basename "$bin") --gtest_filter=$filter"; cat "$out"; } >>"$CUDA_LOG"
+  grep -E '^\[cuda\]|\[  (FAILED|SKIPPED) |Failure|Expected|Which is|error' "$out" | head -30
+  grep -q '\[  SKIPPED \]' "$out" && st=FAIL        # skipped = CUDA not available to the test
+  grep -q '^\[  PASSED  \] [1-9]' "$out" || st=FAIL # no test ran (e.g. built without NCCL)
+  row "$name" "$st" "$(since "$t")" "$(grep -E '^\[  PASSED  \]|tests? ran' "$out" | tail -1)"
+}
+gtest_step "gtest Cuda.*" "$BUILD/ctm_test_engine" 'Cuda.*'
+gtest_step "NCCL 1 rank on 1 GPU" "$BUILD/ctm_test_dist" 'Nccl.*'
 
 # ---- 4. evaluation: cuda vs cpu -------------------------------------------------------------------------------
 declare -A ACC SEC
@@ -228,6 +243,43 @@ for dev in cuda cpu; do
   fi
 done
 row "pretrain cuda ($STEPS upd.)" "$st" "${SEC[pt-cuda]}" "${ACC[pt-cuda]}; cpu ${ACC[pt-cpu]} in ${SEC[pt-cpu]}"
+
+# ---- 6b. train_cdpo on cuda, one rank: the base whole and sharded (a one-rank NCCL communicator) -------------
+t=$(now)
+TD="$W/cdpo"
+tcommon=(--model_name tiny --dataset_name ARITH --sampling_n 8 --device cuda --output_dir "$TD" --log_level warn)
+ok=1
+{
+  timeout 120 "$CTM" prepare_startup_data "${tcommon[@]}" --max_questions 32 --max_new_tokens 160 &&
+    timeout 60 "$CTM" train_ce "${tcommon[@]}" --max_steps 2 --batch_size 2 --valid_examples 1 &&
+    timeout 60 "$CTM" calculate_ce_score "${tcommon[@]}"
+} >>"$CUDA_LOG" 2>&1 || ok=0
+for fsdp in off on; do
+  [ $ok = 1 ] || break
+  timeout 90 "$CTM" train_cdpo "${tcommon[@]}" --max_steps 4 --batch_size 1 --grad_accum 2 --fsdp "$fsdp" \
+    --log_every 1 --out "$TD/cdpo-$fsdp" --log_level info >"$W/cdpo-$fsdp.log" 2>&1 || ok=0
+  { echo "==== train_cdpo --device cuda --fsdp $fsdp"; grep -E 'base model|step [0-9]' "$W/cdpo-$fsdp.log"; } >>"$CUDA_LOG"
+done
+cdpo=$(py - "$TD" <<'EOF' 2>&1
+import array, json, struct, sys
+def load(path):
+    with open(path, "rb") as f:
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+        data = f.read()
+    return {n: array.array("f", data[v["data_offsets"][0]:v["data_offsets"][1]])
+            for n, v in header.items() if n != "__metadata__"}
+a, b = (load(f"{sys.argv[1]}/cdpo-{x}/adapter_model.safetensors") for x in ("off", "on"))
+assert a.keys() == b.keys() and all(max(map(abs, t)) > 0 for n, t in a.items() if "lora_B" in n)
+worst = max(max(abs(x - y) for x, y in zip(a[n], b[n])) / max(map(abs, a[n])) for n in a)
+print(f"adapters fsdp on vs off: {len(a)} tensors, max rel diff {worst:.2e}")
+sys.exit(0 if worst < 1e-2 else 1)
+EOF
+)
+cdrc=$?
+echo "==== train_cdpo cuda: $cdpo" >>"$CUDA_LOG"
+[ $ok = 1 ] && [ $cdrc = 0 ] && st=PASS || st=FAIL
+per=$(grep -o '[0-9.]* s/update' "$W/cdpo-off.log" 2>/dev/null | tail -1)
+row "train_cdpo cuda (4 upd.)" "$st" "$(since "$t")" "$(tail -1 <<<"$cdpo"); whole: ${per:-?}"
 
 # ---- 7. the CPU test suite against libtorch 2.x ------------------------------------------------------------------
 if [ "${SKIP_CTEST:-0}" != 1 ]; then

@@ -33,8 +33,12 @@ std::string python_strip(std::string_view text);
 class PromptBuilder {
  public:
   PromptBuilder(DatasetKind kind, const std::string& data_dir);  // reads the prefix file
-  // python_strip(prefix + question_prefix + question + answer_prefix): ends in "Answer:" / "Solution:".
+  // python_strip(framed(question)): ends in "Answer:" / "Solution:". What the model is sampled from.
   std::string build(const std::string& question) const;
+  // prefix + question_prefix + question + answer_prefix, unstripped (ends in "Answer: "): the release's DPO
+  // prompt, so that prompt + python_strip(response) is the sampled text.
+  std::string framed(const std::string& question) const;
+  const PromptFormat& format() const { return format_; }
   const std::string& prefix() const { return prefix_; }
 
  private:

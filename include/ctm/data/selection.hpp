@@ -55,20 +55,34 @@ struct SampledQuestion {
   std::vector<GradedResponse> responses;
 };
 
-// The DPO prompt of a question: the dataset's framing without the few-shot prefix and without the trailing
-// space, "Question: q\nAnswer:" (MATH "Problem: q\nSolution:"), so prompt + response is the text the model
-// continued (the sampled response starts with its own space, " The answer ...").
-std::string dpo_prompt(const PromptFormat& format, const std::string& question);
-
 // SFT {"config": config, "pos": {id: {question, response, answer}}, "neg": {id_k: {...}}}, k = 0, 1, ... per
-// question; "answer" is the gold list. selections[i] belongs to questions[i].
+// question; "answer" is the gold list, "response" the sample with python_strip (the release's convention).
+// selections[i] belongs to questions[i].
 Json build_sft_json(const std::vector<SampledQuestion>& questions,
                     const std::vector<QuestionSelection>& selections, const Json& config);
 
 // DPO {"config": config, "prompt": [], "chosen": [], "rejected": [], "answer": []}, one entry per question
-// with a pair, in question order; "answer" entries are gold lists.
+// with a pair, in question order; "answer" entries are gold lists. As the release (DESIGN.md §2): "prompt" is
+// prompts.framed(question) (few-shot prefix, "Question: q\nAnswer: " with its trailing space), chosen and
+// rejected are the samples with python_strip, so prompt + chosen is the sampled text.
 Json build_dpo_json(const std::vector<SampledQuestion>& questions,
-                    const std::vector<QuestionSelection>& selections, const PromptFormat& format,
+                    const std::vector<QuestionSelection>& selections, const PromptBuilder& prompts,
                     const Json& config);
+
+// The two files read back (ours, or the release's files of the same shape; "config" is optional).
+struct SftExample {
+  std::string id, question, response;
+  std::vector<std::string> answers;
+};
+struct SftData {
+  std::vector<SftExample> pos, neg;  // in file order
+};
+SftData read_sft_json(const std::string& path);
+
+struct DpoPairText {
+  std::string prompt, chosen, rejected;
+  std::vector<std::string> answers;
+};
+std::vector<DpoPairText> read_dpo_json(const std::string& path);
 
 }  // namespace ctm::data

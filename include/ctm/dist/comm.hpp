@@ -1,11 +1,16 @@
-// The communicator every task uses. One interface, MPI underneath on CPU (NCCL joins it for CUDA tensors
-// later), so tasks and tests never call MPI directly.
+// The communicator every task uses. One interface with three backends, so tasks and tests never call MPI or
+// NCCL directly: MPI (CPU tensors; the world of an mpirun), NCCL (CUDA tensors; built with CTM_WITH_NCCL, see
+// device.hpp) and a local single-rank backend (no MPI at all).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
+
+namespace at {
+class Tensor;
+}
 
 namespace ctm::dist {
 
@@ -28,7 +33,29 @@ class Comm {
   // True when the flag is true on every rank (used so all ranks agree on pass/fail or on stopping).
   virtual bool all(bool flag) = 0;
   virtual bool any(bool flag) = 0;
+  // The MPI communicator underneath as MPI_Comm_c2f gives it (MPI_Comm_f2c turns it back), for libraries
+  // that take an MPI_Comm (parallel HDF5); -1 for a backend without MPI.
+  virtual int64_t mpi_fortran_handle() const { return -1; }
+
+  // ---- tensors: contiguous, the same shape and dtype on every rank. MPI takes CPU tensors (a CUDA tensor is
+  // staged through host memory) and sums bfloat16/float16 in float32; NCCL takes tensors on its GPU (and
+  // hands CPU tensors to MPI). Every call is complete when it returns.
+  virtual void allreduce_sum(at::Tensor& t) = 0;  // in place
+  // out has size() x in.numel() elements: rank r's `in` lands at [r n, (r + 1) n). A [rows, ...] shard per
+  // rank and an out of [size() rows, ...] give the rows in rank order.
+  virtual void allgather(const at::Tensor& in, at::Tensor& out) = 0;
+  // in has size() x out.numel() elements; out = the sum over ranks of in's block number rank() (the adjoint
+  // of allgather: how gradients of gathered tensors return to their shards).
+  virtual void reduce_scatter_sum(const at::Tensor& in, at::Tensor& out) = 0;
+  virtual void broadcast(at::Tensor& t, int root = 0) = 0;  // in place, root's values on every rank
 };
+
+// Checks shared by the backends (ctm::Error naming the collective and what is wrong).
+void check_collective(const char* what, const at::Tensor& in, const at::Tensor& out, int64_t in_blocks,
+                      int64_t out_blocks);
+
+// One rank, no MPI: collectives are copies (tests, and runs that must not initialise MPI).
+std::unique_ptr<Comm> make_local_comm();
 
 // Initialises MPI on construction (also under a plain ./ctm without mpirun) and finalises it on destruction,
 // except while an exception unwinds: then abort() must be used so the other ranks do not hang.

@@ -24,6 +24,9 @@ namespace ctm::engine {
 class SharedPrefixCache;
 class ModelRunner;
 
+// The most samples one request may ask for (its per-sample state is allocated when it starts).
+constexpr int64_t kMaxSamplesPerRequest = int64_t{1} << 16;
+
 struct SamplingParams {
   int64_t n = 1;
   double temperature = 0.0;  // < kGreedyTemperature: greedy
@@ -102,8 +105,9 @@ struct EngineOptions {
   int64_t kv_budget_bytes = int64_t{4} << 30;  // the KV pool never exceeds this
   int64_t block_size = 16;                     // tokens per KV block
   bool progress = true;
-  bool stop_on_request =
-      true;  // throw ctm::Stopped between steps once ctm::stop_requested() (SIGTERM/SIGINT)
+  // Once ctm::stop_requested() (SIGTERM/SIGINT): open no new request, finish the ones already started (their
+  // on_done runs as usual) and return; stats().stopped tells, and requests never started have no completions.
+  bool stop_on_request = true;
   std::string progress_label = "generate";
   std::vector<int32_t> eos_ids;  // empty: the tokenizer's EOS and the model config's eos_token_id(s)
 };
@@ -117,6 +121,7 @@ struct EngineStats {
   int64_t kv_pool_bytes = 0;       // what is allocated (<= budget)
   int64_t peak_kv_used_bytes = 0;  // blocks in use at the peak (a shared block counted once)
   int64_t max_active = 0;          // largest decode batch
+  bool stopped = false;            // stopped on request before every request was started
 };
 
 class Engine {

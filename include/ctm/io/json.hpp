@@ -4,8 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ctm {
 
@@ -27,5 +29,21 @@ void write_json_file_atomic(const std::string& path, const Json& value, int inde
 // Typed field access with errors that name the source, the field and what was expected.
 const Json& require_field(const Json& obj, const char* key, const std::string& where);
 std::string require_string(const Json& obj, const char* key, const std::string& where);
+
+// The one rule for integers in ctm's JSON inputs: a JSON integer, or a number with an integral value (3.0),
+// in [lo, hi]; anything else is a ctm::Error "where: what must be an integer in [lo, hi] (got <value as
+// written>)".
+int64_t json_integer(const Json& v, int64_t lo, int64_t hi, const std::string& what,
+                     const std::string& where);
+// Arrays of numbers as base64 text of their little-endian bytes (journals of per-token scores: 4x smaller
+// than JSON numbers, and exact). Decoding is a ctm::Error naming `where` for text that is not base64 of whole
+// values.
+std::string base64_floats(const std::vector<float>& values);
+std::string base64_ints(const std::vector<int32_t>& values);
+std::vector<float> floats_from_base64(const Json& v, const std::string& where);
+std::vector<int32_t> ints_from_base64(const Json& v, const std::string& where);
+
+// A finite number in [lo, hi].
+double json_number(const Json& v, double lo, double hi, const std::string& what, const std::string& where);
 
 }  // namespace ctm

@@ -54,7 +54,8 @@ class SafetensorsFile {
   const uint8_t* data(const TensorInfo& t) const { return data_ + t.begin; }
   // Drops the mapped pages of a tensor from this process's resident set (they are read again from the file if
   // touched): loaders call it after copying a tensor so the peak memory is the destination, not file + copy.
-  void release(const TensorInfo& t) const;
+  void release(const TensorInfo& t) const { release(t.begin, t.end); }
+  void release(uint64_t begin, uint64_t end) const;  // bytes [begin, end) of the data section
 
  private:
   void parse_header(uint64_t header_len);

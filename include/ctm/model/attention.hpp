@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "ctm/model/config.hpp"
@@ -24,6 +25,10 @@ class AttentionBackend {
   // applied). Returns [B, n_heads, T, head_dim]. Called once per layer, layers in order 0..L-1.
   virtual torch::Tensor attend(int64_t layer, const torch::Tensor& q_BHTD, const torch::Tensor& k_BKTD,
                                const torch::Tensor& v_BKTD) = 0;
+  // A copy that may attend again to layers this backend has seen, after the forward that used it returned
+  // (a layer recomputed in the backward pass). nullptr: the backend keeps state a second attend would corrupt
+  // (a KV cache).
+  virtual std::shared_ptr<AttentionBackend> clone_for_rerun() const { return nullptr; }
 };
 
 // Scaled dot-product attention of q over keys k / values v with grouped-query heads (n_heads a multiple of
@@ -43,6 +48,9 @@ class CausalAttention : public AttentionBackend {
   explicit CausalAttention(torch::Tensor key_valid_BT);
   torch::Tensor attend(int64_t layer, const torch::Tensor& q_BHTD, const torch::Tensor& k_BKTD,
                        const torch::Tensor& v_BKTD) override;
+  std::shared_ptr<AttentionBackend> clone_for_rerun() const override {
+    return std::make_shared<CausalAttention>(*this);
+  }
 
  private:
   torch::Tensor key_valid_BT_;

@@ -30,6 +30,17 @@ std::shared_ptr<Transformer> load_model(const std::string& dir, torch::Device de
 
 // Copies one stored tensor into `dest` (shape must match; dtype/device conversion as needed).
 void copy_tensor_from(const io::SafetensorsFile& file, const io::TensorInfo& info, torch::Tensor& dest);
+// Copies rows [row_begin, row_begin + dest.size(0)) (dim 0) of a stored tensor into `dest`, whose other dims
+// must match: only those rows' bytes are read from the mapping, and released after.
+void copy_rows_from(const io::SafetensorsFile& file, const io::TensorInfo& info, int64_t row_begin,
+                    torch::Tensor& dest);
+// ctm::Error when config.json describes more parameters than the folder's files hold (checked before any
+// allocation: a typo in hidden_size would otherwise ask for terabytes).
+void check_parameter_count(const ModelConfig& config, const io::SafetensorsSet& weights,
+                           const std::string& dir);
+// ctm::Error naming the tensor when a base weight of the model is missing from the folder's files or the
+// files hold a tensor the model does not have (except rotary buffers and a stored tied head).
+void check_weight_names(const Transformer& model, const io::SafetensorsSet& weights, const std::string& dir);
 
 // Random initialisation for pretraining, as Hugging Face's _init_weights: every Linear and the embedding
 // normal(0, initializer_range), biases 0, norms 1. Each tensor draws from its own generator seeded with

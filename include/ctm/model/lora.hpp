@@ -4,7 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "ctm/io/json.hpp"
 #include "ctm/model/transformer.hpp"
@@ -29,6 +32,18 @@ void save_peft(const Transformer& model, const std::string& dir, const std::stri
 // Loads a PEFT LoRA folder onto the model (replacing any adapters). Every key must be a LoRA A/B of a known
 // projection with matching shapes; errors name the file and the key.
 void load_peft(Transformer& model, const std::string& dir);
+
+// The adapters on a model, detached from it, so several can share one base (contrastive estimation switches
+// between the positive and the negative model: a 70B base cannot be loaded twice). Holding them costs only
+// the adapters' memory.
+struct LoraAdapters {
+  std::optional<LoraConfig> config;
+  std::vector<std::shared_ptr<LoraAdapter>> by_slot;  // layer-major, projection_names() order; null: none
+};
+// Takes the model's adapters off it (the model is left without any) and returns them.
+LoraAdapters detach_lora(Transformer& model);
+// Puts adapters taken from a model of the same architecture back on (replacing any).
+void attach_lora(Transformer& model, const LoraAdapters& adapters);
 
 // Folds every adapter into its base weight (W += scaling * B A, computed in float32) and removes the
 // adapters.

@@ -19,7 +19,8 @@ namespace ctm::model {
 
 class RowDecoder {
  public:
-  // CPU, float32, no active LoRA adapter, an AVX2+FMA CPU.
+  // CPU, float32, no active LoRA adapter, no block runner (a sharded model's weights are not in place), an
+  // AVX2+FMA CPU.
   static bool applies(const Transformer& model);
   // The model must outlive it. With `pack` (and weights of at most kPackLimitBytes) it keeps a copy of the
   // projection and head weights in column panels (PackedLinear, about 1.6x faster at d = 256); otherwise it

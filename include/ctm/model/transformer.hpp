@@ -57,10 +57,30 @@ struct DecoderLayer {
 // The projection names LoRA may target, in Hugging Face order.
 const std::vector<std::string>& projection_names();
 
+// A piece of the forward as a block runner sees it (Transformer::set_block_runner).
+enum class Block { kEmbedding, kLayer, kHead };
+struct BlockCall {
+  Block block = Block::kLayer;
+  int64_t layer = -1;  // kLayer: its index
+  // Compute the block from its input with the weights the model holds at the time of the call. `run` is
+  // valid during the runner's call only; `rerun` may be kept and called later, after the forward returned (it
+  // holds the rotary tables, a copy of the attention backend and the training switches); it is empty when the
+  // attention backend cannot attend twice (KV caches).
+  std::function<torch::Tensor(const torch::Tensor&)> run, rerun;
+};
+// Runs a block: returns call.run(input) or its equivalent. A wrapper may put weights in place before and
+// take them away after (sharded weights gathered for the block) or change what autograd records (recompute
+// in the backward pass).
+using BlockRunner = std::function<torch::Tensor(const BlockCall& call, const torch::Tensor& input)>;
+
 class Transformer {
  public:
-  // Allocates every weight (uninitialised) on device in dtype. Use load_model / init_model to fill them.
-  Transformer(ModelConfig config, torch::Device device, torch::Dtype dtype);
+  // kAllocate: every weight allocated (uninitialised) on device in dtype; use load_model / init_model to fill
+  // them. kPlaceholders: the base weights are "meta" tensors of the right shapes that hold no memory, for a
+  // wrapper that supplies them per block (a sharded model); LoRA adapters are real either way.
+  enum class Weights { kAllocate, kPlaceholders };
+  Transformer(ModelConfig config, torch::Device device, torch::Dtype dtype,
+              Weights weights = Weights::kAllocate);
 
   const ModelConfig& config() const { return config_; }
   torch::Device device() const { return device_; }
@@ -78,6 +98,8 @@ class Transformer {
   // Base weights with Hugging Face names ("model.layers.0.self_attn.q_proj.weight", ...), in file order. A
   // tied head is listed once (as model.embed_tokens.weight).
   std::vector<std::pair<std::string, torch::Tensor>> named_parameters() const;
+  // The same, as the places that hold them (for wrappers that swap weights in and out).
+  std::vector<std::pair<std::string, torch::Tensor*>> named_parameter_slots();
   std::vector<torch::Tensor> parameters() const;
   void set_requires_grad(bool trainable);  // base weights (full-parameter training); false after loading
 
@@ -99,6 +121,9 @@ class Transformer {
   // empty.
   void set_before_layer(std::function<void(int64_t)> hook) { before_layer_ = std::move(hook); }
   const std::function<void(int64_t)>& before_layer() const { return before_layer_; }
+  // How the embedding, each decoder layer and the LM head run (empty: directly).
+  void set_block_runner(BlockRunner runner) { block_runner_ = std::move(runner); }
+  bool has_block_runner() const { return static_cast<bool>(block_runner_); }
 
   // Direct access for the loader, LoRA and parallel wrappers.
   torch::Tensor& embed_tokens() { return embed_tokens_; }
@@ -113,7 +138,8 @@ class Transformer {
  private:
   bool tie() const { return config_.tie_word_embeddings; }
   torch::Tensor decoder_layer(int64_t i, const torch::Tensor& x_BTD, const torch::Tensor& cos,
-                              const torch::Tensor& sin, AttentionBackend& attn);
+                              const torch::Tensor& sin, AttentionBackend& attn, bool lora, bool train) const;
+  torch::Tensor run_block(BlockCall call, const torch::Tensor& input) const;
 
   ModelConfig config_;
   torch::Device device_;
@@ -127,6 +153,7 @@ class Transformer {
   bool lora_enabled_ = true;
   std::optional<LoraConfig> lora_config_;
   std::function<void(int64_t)> before_layer_;
+  BlockRunner block_runner_;
 };
 
 // RMSNorm as Hugging Face: normalise in float32, cast back to the input dtype, then scale by the weight.

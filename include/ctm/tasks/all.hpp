@@ -11,6 +11,21 @@ namespace ctm::tasks {
 void add_prepare_startup_data_options(po::options_description& desc);
 int run_prepare_startup_data(const TaskContext& ctx);
 
+void add_train_ce_options(po::options_description& desc);
+int run_train_ce(const TaskContext& ctx);
+
+void add_calculate_ce_score_options(po::options_description& desc);
+int run_calculate_ce_score(const TaskContext& ctx);
+
+void add_train_cdpo_options(po::options_description& desc);
+int run_train_cdpo(const TaskContext& ctx);
+
+void add_train_sft_options(po::options_description& desc);
+int run_train_sft(const TaskContext& ctx);
+
+void add_pipeline_options(po::options_description& desc);
+int run_pipeline(const TaskContext& ctx);
+
 void add_evaluation_options(po::options_description& desc);
 int run_evaluation(const TaskContext& ctx);
 

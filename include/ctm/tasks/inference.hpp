@@ -3,6 +3,7 @@
 // results gathered back in item order.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "ctm/engine/engine.hpp"
 #include "ctm/io/json.hpp"
 #include "ctm/model/transformer.hpp"
+#include "ctm/tasks/resumable.hpp"
 #include "ctm/tasks/task.hpp"
 #include "ctm/text/tokenizer.hpp"
 
@@ -26,8 +28,13 @@ struct InferenceModel {
   std::shared_ptr<model::Transformer> model;
   std::unique_ptr<text::Tokenizer> tokenizer;  // stable address: the engine keeps a reference
 };
-// The model of --model_path / --model_name on --device, with --lora_path's adapter merged into the weights.
-InferenceModel load_inference_model(const CommonOptions& common);
+// The tokenizer of a model folder, checked against the model: a token id the model has no embedding for is an
+// error at load, not an index error in the middle of a run.
+text::Tokenizer load_model_tokenizer(const std::string& dir, const model::ModelConfig& config);
+
+// The model of --model_path / --model_name on this rank's device (rank_device), with --lora_path's adapter
+// merged into the weights.
+InferenceModel load_inference_model(const CommonOptions& common, const dist::Comm& comm);
 
 // The prompt token ids of every problem (the dataset's prompt, no BOS, DESIGN.md §2) and a cost per problem
 // for my_items: prompt length + 256 per sample.
@@ -38,20 +45,24 @@ struct PromptBatch {
 PromptBatch encode_prompts(const text::Tokenizer& tokenizer, const std::vector<std::string>& prompts,
                            int64_t samples_per_prompt);
 
-// One request per item (item i: prompt ids[i], request id i), so every sample is seeded by (seed, item,
-// sample) whatever rank or batch it runs in.
-std::vector<engine::Request> make_requests(const std::vector<int64_t>& items,
-                                           const std::vector<std::vector<int32_t>>& ids, uint64_t seed,
-                                           const engine::SamplingParams& params);
+// The request of item i (request id i), so every sample is seeded by (seed, item, sample) whatever rank or
+// batch it runs in.
+engine::Request make_request(int64_t item, const std::vector<int32_t>& prompt_ids, uint64_t seed,
+                             const engine::SamplingParams& params);
 
-// The model's name in output paths: --model_name, else the model folder's name.
-std::string model_label(const CommonOptions& common, const std::string& model_dir);
+// This rank's share of `items` (ids into costs_by_item): a cost-balanced static partition
+// (dist::balanced_partition), each share in increasing id order.
+std::vector<int64_t> my_share(const TaskContext& ctx, const std::vector<int64_t>& items,
+                              const std::vector<double>& costs_by_item);
 
-// Item indices [0, n) of this rank: a cost-balanced static partition (dist::balanced_partition).
-std::vector<int64_t> my_items(const TaskContext& ctx, const std::vector<double>& costs);
-
-// Every rank's (index, record) pairs on rank 0, as one vector in index order (other ranks get an empty one).
-std::vector<Json> gather_records(const TaskContext& ctx, const std::vector<std::pair<int64_t, Json>>& mine,
-                                 int64_t total);
+// Samples the pending items of `work`: this rank takes its my_share of them, runs them through the engine and
+// journals each item the moment its request finishes (record_of(item, output) is what is kept). On SIGTERM
+// the requests in flight are finished and saved, then every rank throws ctm::Stopped saying how many `unit`s
+// are kept.
+void sample_pending(const TaskContext& ctx, engine::Engine& eng, ResumableWork& work,
+                    const std::vector<double>& costs_by_item,
+                    const std::function<engine::Request(int64_t item)>& request_of,
+                    const std::function<Json(int64_t item, const engine::RequestOutput&)>& record_of,
+                    const std::string& unit);
 
 }  // namespace ctm::tasks

@@ -63,7 +63,10 @@ class Tokenizer {
 };
 
 // Yields text as tokens arrive, never splitting a UTF-8 character; the concatenation of every push() and the
-// final flush() equals tok.decode(all ids).
+// final flush() equals tok.decode(all ids). For decoders that need the whole sequence (token_bytes() is
+// nullopt) that holds when the decode of every prefix of the ids begins with the decode of the shorter ones:
+// true of the real chains (Llama-2's Replace, ByteFallback, Fuse, Strip), not of a Replace whose pattern
+// spans tokens (Hugging Face's DecodeStream assumes the same).
 class IncrementalDecoder {
  public:
   explicit IncrementalDecoder(const Tokenizer& tok);

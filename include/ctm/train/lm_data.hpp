@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,5 +50,15 @@ std::vector<LmExample> pack_qa_sequences(const std::vector<data::Problem>& probl
 // (> 0): the completion is cut.
 LmExample completion_example(const text::Tokenizer& tok, const std::string& prompt,
                              const std::string& completion, bool add_eos, int64_t max_tokens = 0);
+
+// SFT on a response (train_ce, train_sft): `text` = prompt + response tokenized as one text, the tokens after
+// the last occurrence of `marker` ("Answer:", "Solution:") are the targets, and with add_eos the EOS after
+// them too. BOS first when the tokenizer adds one (add_special_tokens). nullopt when the marker is missing or
+// nothing follows it. At most max_tokens tokens (the end is cut).
+std::optional<LmExample> response_example(const text::Tokenizer& tok, const std::string& text,
+                                          const std::string& marker, bool add_eos, int64_t max_tokens);
+
+// Whether encoding with add_special_tokens puts a BOS first (Llama-3 does, Qwen2.5 and tiny do not).
+bool tokenizer_adds_bos(const text::Tokenizer& tok);
 
 }  // namespace ctm::train

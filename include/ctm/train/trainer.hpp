@@ -38,7 +38,10 @@ struct Split {
 };
 
 // Data parallelism without a dependency on dist/: a rank takes every size()-th micro-batch and the trainer
-// sums gradients and loss statistics through this interface (dist implements it over MPI or NCCL).
+// sums gradients and loss statistics through this interface (dist implements it over MPI or NCCL). Every rank
+// runs the same number of forward and backward passes (ceil(micro-batches / size()) per update and per
+// validation), one without a micro-batch of its own running a zero-weighted pass, so collectives inside the
+// loss function (a sharded model's all-gathers) match on every rank.
 class Collective {
  public:
   virtual ~Collective() = default;
