@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <sstream>
 
 #include "ctm/core/error.hpp"
 #include "ctm/core/rng.hpp"
@@ -195,14 +194,6 @@ CaseResult tiny_case(model::Transformer& m, const text::Tokenizer& tok, bool rol
   r.prefix_len = P + new_tokens;
   return run_case(eng, m.config(), "tiny, 64 rollouts of a cached cut", {r}, P + new_tokens, new_tokens,
                   bound);
-}
-
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
 }
 
 // The machine's float32 matrix rate: the best of torch products of square and decode shapes and of ctm's

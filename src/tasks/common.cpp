@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <sstream>
 
 #include "ctm/core/error.hpp"
 #include "ctm/core/worker_pool.hpp"
@@ -75,6 +76,14 @@ double real_option(const TaskContext& ctx, const char* name, double lo, double h
 
 bool option_given(const TaskContext& ctx, const char* name) {
   return ctx.vm.count(name) > 0 && !ctx.vm[name].defaulted();
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
 }
 
 std::string run_tag(double t, int64_t n, int64_t default_n, uint64_t seed) {

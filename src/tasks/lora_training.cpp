@@ -1,7 +1,5 @@
 #include "ctm/tasks/lora_training.hpp"
 
-#include <sstream>
-
 #include "ctm/core/atomic_file.hpp"
 #include "ctm/core/error.hpp"
 #include "ctm/core/log.hpp"
@@ -15,14 +13,6 @@
 
 namespace ctm::tasks {
 namespace {
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 // metrics.jsonl: one line per logging step (the mean over its updates), with TRL's names.
 std::string metrics_jsonl(const train::TrainResult& result, int64_t log_every) {
@@ -118,7 +108,7 @@ LoraTraining lora_training(const TaskContext& ctx, const std::string& label) {
   t.lora.r = int_option(ctx, "lora_r", 1, 4096);
   t.lora.alpha = real_option(ctx, "lora_alpha", 1e-9, 1e6);
   t.lora.dropout = real_option(ctx, "lora_dropout", 0, 0.99);
-  t.lora.target_modules = split_list(ctx.vm["lora_targets"].as<std::string>());
+  t.lora.target_modules = split_commas(ctx.vm["lora_targets"].as<std::string>());
   train::TrainerOptions& o = t.trainer;
   o.label = label;
   o.lr = real_option(ctx, "lr", 0, 10);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "ctm/tasks/task.hpp"
 
@@ -34,6 +35,9 @@ double real_option(const TaskContext& ctx, const char* name, double lo, double h
 
 // Whether the user gave option `name` (command line or --config), not just its default.
 bool option_given(const TaskContext& ctx, const char* name);
+
+// The non-empty items of a comma-separated option value ("q_proj,v_proj", "b1,tiny").
+std::vector<std::string> split_commas(const std::string& s);
 
 // What tells apart the outputs of runs with other sampling settings, so one never overwrites another's:
 // "T1.00" (two decimals, as the release's GSM8K.dpo_top_k1.T0.50.json), then ".n16" when n differs from the
