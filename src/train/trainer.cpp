@@ -78,13 +78,16 @@ Trainer::Trainer(std::vector<TrainableParam> params, TrainerOptions opts, Collec
   if (!opts_.should_stop) opts_.should_stop = [] { return ctm::stop_requested(); };
 }
 
+int64_t count_updates(const TrainerOptions& opts, int64_t examples, int64_t world) {
+  if (opts.max_steps > 0) return opts.max_steps;
+  const int64_t micro_batches = (examples + opts.micro_batch_size - 1) / opts.micro_batch_size;
+  const int64_t group = opts.grad_accum_steps * world;
+  return opts.epochs * ((micro_batches + group - 1) / group);
+}
+
 int64_t Trainer::total_steps(const std::vector<int64_t>& train_lengths) const {
-  if (opts_.max_steps > 0) return opts_.max_steps;
-  const int64_t world = collective_ ? collective_->size() : 1;
-  const int64_t n = static_cast<int64_t>(train_lengths.size());
-  const int64_t micro_batches = (n + opts_.micro_batch_size - 1) / opts_.micro_batch_size;
-  const int64_t group = opts_.grad_accum_steps * world;
-  return opts_.epochs * ((micro_batches + group - 1) / group);
+  return count_updates(opts_, static_cast<int64_t>(train_lengths.size()),
+                       collective_ ? collective_->size() : 1);
 }
 
 std::string Trainer::fingerprint(const Split& train, const Split& valid) const {

@@ -71,6 +71,9 @@ struct TrainerOptions {
   std::function<bool()> should_stop;  // polled after every update; default: ctm::stop_requested()
 };
 
+// The number of optimizer updates of a run on `examples` training examples over `world` ranks.
+int64_t count_updates(const TrainerOptions& opts, int64_t examples, int64_t world);
+
 struct LogRecord {
   int64_t step = 0;  // updates done
   int64_t epoch = 0;
