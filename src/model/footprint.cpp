@@ -47,7 +47,7 @@ Footprint estimate_footprint(const ModelConfig& c, const FootprintQuery& q) {
   } else {
     f.resident_bytes = f.model_bytes;
   }
-  if (q.lora_r > 0) f.lora_bytes = lora_parameters(c, q.lora_r, q.lora_targets) * 16;
+  if (q.lora_r > 0) f.lora_bytes = lora_parameters(c, q.lora_r, q.lora_targets) * 24;
   if (N > 0) {
     // Inputs of the projections and norms in the model's dtype, float32 norm temporaries.
     const int64_t layer = N * ((7 * D + 2 * kv + 4 * F) * b + 3 * D * 4);

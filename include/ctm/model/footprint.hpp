@@ -38,7 +38,7 @@ struct Footprint {
   int64_t model_bytes = 0;     // the whole base
   int64_t resident_bytes = 0;  // the base weights this rank keeps
   int64_t gathered_bytes = 0;  // the largest block gathered at once (sharded only)
-  int64_t lora_bytes = 0;      // adapters, gradients and the two AdamW moments
+  int64_t lora_bytes = 0;  // adapters, gradients, the two AdamW moments (float32), the float64 gradient sum
   int64_t activation_bytes = 0;
   int64_t kv_cache_bytes = 0;
   int64_t total() const {

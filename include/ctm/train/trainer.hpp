@@ -127,6 +127,11 @@ class Trainer {
   TrainerOptions opts_;
   Collective* collective_;
   AdamW optimizer_;
+  void zero_grad_sums();
+  void add_grads_to_sums();  // each parameter's .grad into its float64 sum, then zeroed
+  void sums_to_grads(
+      int64_t world);  // all-reduce the sums over the ranks; .grad = sum (in the parameter's dtype)
+  std::vector<torch::Tensor> grad_sums_;    // float64, one per parameter: the update's gradient being summed
   std::vector<torch::Tensor> best_params_;  // copies at the lowest validation loss (keep_best)
 };
 
