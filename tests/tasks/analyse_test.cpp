@@ -92,6 +92,17 @@ TEST(AnalyseTask, CriticalTokensPassAtKAndCeRanks) {
   EXPECT_EQ(a["ce"]["rank"], Json::array({1, nullptr, 3}));
   EXPECT_EQ(a["ce"]["compared"], 2);
   EXPECT_DOUBLE_EQ(a["ce"]["fraction_in_lowest_5pct"].get<double>(), 0.5);
+
+  // The figures from the HDF5 file alone (the stored critical positions, here the rule's).
+  for (size_t t = 0; t < r.trajectories.size(); ++t)
+    r.trajectories[t].critical_position = a["critical_position"][t].get<int32_t>();
+  io::write_rollouts((dir / "r.rollouts.h5").string(), r);
+  const std::string plot = "/usr/bin/python3 " + std::string(CTM_SOURCE_DIR) + "/tools/plot_rollouts.py " +
+                           (dir / "r.rollouts.h5").string() + " --out " + (dir / "png").string() + " > " +
+                           (dir / "plot.txt").string();
+  ASSERT_EQ(std::system(plot.c_str()), 0);
+  for (const char* png : {"r.rollouts.trajectory0.png", "r.rollouts.pass_at_k.png"})
+    EXPECT_GT(std::filesystem::file_size(dir / "png" / png), 1000u) << png;
   std::filesystem::remove_all(dir);
 }
 
