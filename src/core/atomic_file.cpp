@@ -78,6 +78,19 @@ void probe_writable(const std::string& dir, const std::string& what) {
   ::unlink(probe.c_str());
 }
 
+// Checks, creating nothing, that `dir` can hold a new entry: dir, or its nearest existing ancestor when the
+// missing folders are still to be made, is a folder that accepts new files.
+void probe_creatable(const std::string& dir, const std::string& what) {
+  fs::path p = dir.empty() ? fs::path(".") : fs::path(dir);
+  std::error_code ec;
+  while (!fs::exists(p, ec) && p.has_parent_path() && p.parent_path() != p) p = p.parent_path();
+  if (!fs::exists(p, ec)) p = ".";
+  struct stat st;
+  if (::stat(p.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+    throw Error(str("cannot write ", what, ": '", p.string(), "' is ", kind_of(st), ", not a folder"));
+  probe_writable(p.string(), what);
+}
+
 }  // namespace
 
 void make_dirs(const std::string& dir) {
@@ -94,9 +107,8 @@ std::string check_output_file(const std::string& path) {
   if (::stat(target.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
     throw Error(str("cannot write '", path, "': it exists and is ", kind_of(st),
                     " (ctm only replaces regular files)"));
-  const std::string dir = fs::path(target).parent_path().string();
-  make_dirs(dir);
-  probe_writable(dir, str("'", path, "' (its folder does not accept new files)"));
+  probe_creatable(fs::path(target).parent_path().string(),
+                  str("'", path, "' (its folder does not accept new files)"));
   return target;
 }
 
@@ -110,6 +122,7 @@ void check_output_dir(const std::string& dir) {
 }
 
 AtomicFile::AtomicFile(std::string path) : path_(check_output_file(path)) {
+  make_dirs(fs::path(path_).parent_path().string());
   remove_stale_temps(path_);
   tmp_ = temp_name(path_);
   out_.open(tmp_, std::ios::binary | std::ios::trunc);
@@ -146,9 +159,8 @@ void check_output_folder(const std::string& dir) {
   struct stat st;
   if (::stat(target.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
     throw Error(str("cannot write the folder '", dir, "': it exists and is ", kind_of(st)));
-  const std::string parent = fs::path(target).parent_path().string();
-  make_dirs(parent);
-  probe_writable(parent, str("the folder '", dir, "' (its parent does not accept new entries)"));
+  probe_creatable(fs::path(target).parent_path().string(),
+                  str("the folder '", dir, "' (its parent does not accept new entries)"));
 }
 
 AtomicDir::AtomicDir(std::string dir) : dir_(follow_links(dir)) {

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "ctm/core/atomic_file.hpp"
@@ -60,7 +61,7 @@ JournalContents read_journal(const std::string& path) {
 }
 
 JournalWriter::JournalWriter(std::string path, const Json& settings) : path_(std::move(path)) {
-  check_output_file(path_);
+  make_dirs(std::filesystem::path(check_output_file(path_)).parent_path().string());
   file_ = std::fopen(path_.c_str(), "wb");
   if (!file_) throw Error(str("cannot write '", path_, "': ", std::strerror(errno)));
   write_line(dump_compact(Json{{"ctm_journal", kJournalFormat}, {"settings", settings}}));

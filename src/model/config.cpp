@@ -227,14 +227,19 @@ Json ModelConfig::to_json() const {
   return j;
 }
 
-int64_t ModelConfig::num_parameters() const {
+int64_t ModelConfig::layer_parameters() const {
   const int64_t D = hidden_size, Hd = head_dim, q = num_heads * Hd, kv = num_kv_heads * Hd,
                 F = intermediate_size;
-  int64_t per_layer = 2 * D + D * q + 2 * D * kv + q * D + 3 * D * F;
-  if (attention_bias) per_layer += q + 2 * kv;
-  if (o_proj_bias) per_layer += D;
-  if (mlp_bias) per_layer += 2 * F + D;
-  return vocab_size * D * (tie_word_embeddings ? 1 : 2) + D + num_layers * per_layer;
+  int64_t n = 2 * D + D * q + 2 * D * kv + q * D + 3 * D * F;
+  if (attention_bias) n += q + 2 * kv;
+  if (o_proj_bias) n += D;
+  if (mlp_bias) n += 2 * F + D;
+  return n;
+}
+
+int64_t ModelConfig::num_parameters() const {
+  return vocab_size * hidden_size * (tie_word_embeddings ? 1 : 2) + hidden_size +
+         num_layers * layer_parameters();
 }
 
 }  // namespace ctm::model

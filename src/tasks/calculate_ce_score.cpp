@@ -19,6 +19,7 @@
 #include "ctm/tasks/common.hpp"
 #include "ctm/tasks/inference.hpp"
 #include "ctm/tasks/lora_training.hpp"
+#include "ctm/tasks/plan.hpp"
 #include "ctm/tasks/resumable.hpp"
 #include "ctm/tasks/scored_pairs.hpp"
 #include "ctm/train/contrastive.hpp"
@@ -38,6 +39,7 @@ void add_calculate_ce_score_options(po::options_description& desc) {
     ("export_json", po::value<std::string>()->implicit_value("auto"),
      "also write the release's CE_scored JSON (to FILE, or beside the DPO file as <dpo>.CE_scored.json)");
   // clang-format on
+  add_dry_run_option(desc);
 }
 
 namespace {
@@ -134,6 +136,27 @@ int run_calculate_ce_score(const TaskContext& ctx) {
   check_output_file(paths.ce_scores);
   const std::vector<data::DpoPairText> texts = data::read_dpo_json(paths.dpo);
   const int64_t P = static_cast<int64_t>(texts.size());
+  if (dry_run(ctx)) {
+    const ModelCheck m = check_model_folder(base_dir);
+    Plan plan("calculate_ce_score");
+    plan.model(ctx, m);
+    plan.add("adapters", str("pos ", pos_dir, ": ", check_adapter_folder(pos_dir), "; neg ", neg_dir, ": ",
+                             check_adapter_folder(neg_dir)));
+    size_t longest = 0;
+    for (const TokenizedPair& p : tokenize_pairs(m.tokenizer, texts))
+      longest = std::max({longest, p.chosen.ids.size(), p.rejected.ids.size()});
+    plan.add("items", str(P, " pairs of ", paths.dpo, ", 2 sides of up to ", longest, " tokens each, ",
+                          batch_tokens, " tokens per forward"));
+    model::FootprintQuery q;
+    q.dtype_bytes = device_dtype_bytes(c);
+    q.tokens_per_micro_batch = batch_tokens;
+    q.forward_only = true;
+    plan.memory(model::estimate_footprint(m.config, q));
+    plan.add("outputs", paths.ce_scores + (export_path.empty() ? "" : ", " + export_path));
+    plan.resume_state(paths.ce_scores, "replaced: every pair is scored again");
+    plan.print(ctx);
+    return 0;
+  }
 
   // Whole on every rank: the ranks score different pairs, a different number of forwards each.
   const BaseModel base = load_base_model(ctx, /*sharded=*/false);

@@ -21,6 +21,7 @@
 #include "ctm/tasks/all.hpp"
 #include "ctm/tasks/common.hpp"
 #include "ctm/tasks/inference.hpp"
+#include "ctm/tasks/plan.hpp"
 #include "ctm/tasks/resumable.hpp"
 
 namespace ctm::tasks {
@@ -28,6 +29,7 @@ namespace fs = std::filesystem;
 
 void add_evaluation_options(po::options_description& desc) {
   add_engine_options(desc);
+  add_dry_run_option(desc);
   desc.add_options()("grader", po::value<std::string>()->default_value("paper"),
                      "paper (the release's labels) | math (LaTeX + CAS)");
 }
@@ -103,6 +105,14 @@ int run_evaluation(const TaskContext& ctx) {
                          {"top_p", params.top_p},
                          {"max_new_tokens", params.max_new_tokens},
                          {"seed", c.seed}};
+  if (dry_run(ctx)) {
+    Plan plan =
+        sampling_plan(ctx, "evaluation", model_dir, kind, problems, params.n, params.max_new_tokens, split);
+    plan.add("outputs", str(result_path, ", ", summary_path));
+    plan.resume_state(result_path, "reused if made with these settings (regraded for another --grader)");
+    plan.print(ctx);
+    return 0;
+  }
   ResumableWork work(ctx, result_path, settings, Q, [&](int64_t i, const Json& rec) -> std::string {
     if (!rec.is_object() || rec.value("id", Json()) != problems[i].id) return "not this question";
     if (!rec.contains("generation_result") ||

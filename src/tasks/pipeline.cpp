@@ -7,6 +7,7 @@
 // suit a model live in an options file (--pipeline_config; data/pipeline/<model>-<dataset>.ini when it
 // exists, which is how tiny gets its own): keys before any section go to every stage that uses the startup
 // data, [task] sections to that task's stages.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include "ctm/io/json.hpp"
 #include "ctm/tasks/all.hpp"
 #include "ctm/tasks/common.hpp"
+#include "ctm/tasks/plan.hpp"
 
 namespace ctm::tasks {
 namespace fs = std::filesystem;
@@ -31,6 +33,7 @@ void add_pipeline_options(po::options_description& desc) {
      "options of the stages (default: data/pipeline/<model>-<dataset>.ini if it exists, else the paper's defaults)")
     ("stages", po::value<std::string>()->default_value(""), "run only these stages (comma list; default: all)");
   // clang-format on
+  add_dry_run_option(desc);
 }
 
 namespace {
@@ -109,11 +112,18 @@ std::vector<std::string> stage_args(const TaskContext& ctx, const Stage& stage,
   };
   const bool evaluation = stage.task == "evaluation";
   if (!evaluation) {
+    // The command line's values, which win over the options file's top-level keys.
+    std::vector<std::pair<std::string, std::string>> given;
+    if (option_given(ctx, "t")) given.emplace_back("t", str(c.t));
+    if (option_given(ctx, "sampling_n")) given.emplace_back("sampling_n", str(c.sampling_n));
+    if (c.max_questions > 0) given.emplace_back("max_questions", str(c.max_questions));
+    auto on_command_line = [&](const std::string& key) {
+      return std::any_of(given.begin(), given.end(), [&](const auto& kv) { return kv.first == key; });
+    };
     if (auto it = config.find(""); it != config.end())
-      for (const auto& [k, v] : it->second) add(k, v);
-    if (option_given(ctx, "t")) add("t", str(c.t));
-    if (option_given(ctx, "sampling_n")) add("sampling_n", str(c.sampling_n));
-    if (c.max_questions > 0) add("max_questions", str(c.max_questions));
+      for (const auto& [k, v] : it->second)
+        if (!on_command_line(k)) add(k, v);
+    for (const auto& [k, v] : given) add(k, v);
   }
   if (auto it = config.find(stage.task); it != config.end())
     for (const auto& [k, v] : it->second) add(k, v);
@@ -132,32 +142,46 @@ struct StageResult {
   bool skipped = false;
 };
 
+std::string joined(const std::vector<std::string>& args) {
+  std::string out;
+  for (const auto& a : args) out += (out.empty() ? "" : " ") + a;
+  return out;
+}
+
+// What a stage's marker must hold for the stage to count as done: its task and every argument but the log
+// level.
+Json stage_key(const Stage& stage, const std::vector<std::string>& args) {
+  std::vector<std::string> key = args;
+  for (size_t i = 0; i + 1 < key.size(); ++i)
+    if (key[i] == "--log_level") key.erase(key.begin() + i, key.begin() + i + 2);
+  return {{"task", stage.task}, {"args", key}};
+}
+
+// The marker of a stage that finished with these arguments, else null.
+Json finished_marker(const Stage& stage, const std::vector<std::string>& args, const std::string& marker) {
+  if (!file_exists(marker)) return nullptr;
+  const Json done = read_json_file(marker);
+  const Json wanted = stage_key(stage, args);
+  if (done.value("task", Json()) == wanted["task"] && done.value("args", Json()) == wanted["args"])
+    return done;
+  return nullptr;
+}
+
 // Runs a stage unless its marker says it finished with these arguments; writes the marker when it finishes.
 StageResult run_stage(const TaskContext& ctx, const Stage& stage, const std::vector<std::string>& args,
                       const std::string& marker) {
-  std::vector<std::string> key = args;  // what decides the result: every argument but the log level
-  for (size_t i = 0; i + 1 < key.size(); ++i)
-    if (key[i] == "--log_level") key.erase(key.begin() + i, key.begin() + i + 2);
-  const Json wanted = {{"task", stage.task}, {"args", key}};
-  if (file_exists(marker)) {
-    const Json done = read_json_file(marker);
-    if (done.value("task", Json()) == wanted["task"] && done.value("args", Json()) == wanted["args"])
-      return {done.value("seconds", 0.0), true};
-  }
+  if (const Json done = finished_marker(stage, args, marker); !done.is_null())
+    return {done.value("seconds", 0.0), true};
   const TaskInfo* task = find_task(stage.task);
   CTM_CHECK(task && task->run, "pipeline: task ", stage.task, " is not available");
   CommonOptions common;
   const po::variables_map vm = parse_task_options(*task, args, common);
-  spdlog::info("pipeline: {} (ctm {} {})", stage.name, stage.task, [&] {
-    std::string joined;
-    for (const auto& a : args) joined += (joined.empty() ? "" : " ") + a;
-    return joined;
-  }());
+  spdlog::info("pipeline: {} (ctm {} {})", stage.name, stage.task, joined(args));
   const auto t0 = std::chrono::steady_clock::now();
   task->run(TaskContext{common, vm, ctx.comm});
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (ctx.comm.rank() == 0) {
-    Json done = wanted;
+    Json done = stage_key(stage, args);
     done["seconds"] = seconds;
     write_json_file_atomic(marker, done);
   }
@@ -207,6 +231,21 @@ int run_pipeline(const TaskContext& ctx) {
   check_stage_names(only, stages(""));
   const std::string ckpt = output_path(c, "checkpoints/" + model + "/" + c.dataset_name);
   const std::string out_dir = output_path(c, "output/" + model + "/" + c.dataset_name);
+  if (dry_run(ctx)) {
+    Plan plan("pipeline");
+    plan.model(ctx, check_model_folder(model_dir));
+    plan.add("options", cfg_path.empty() ? "(the defaults)" : cfg_path);
+    for (const Stage& stage : stages(ckpt)) {
+      if (!selected(only, stage.name)) continue;
+      const std::vector<std::string> args = stage_args(ctx, stage, config);
+      const bool done =
+          !finished_marker(stage, args, out_dir + "/pipeline/" + stage.name + ".json").is_null();
+      plan.add(stage.name, str(done ? "done, skipped" : "runs", ": ctm ", stage.task, " ", joined(args)));
+    }
+    plan.add("outputs", str(out_dir, "/pipeline.json, the table on stdout"));
+    plan.print(ctx);
+    return 0;
+  }
   check_output_dir(out_dir + "/pipeline");
   spdlog::info("pipeline: {} on {}, options {}", model, c.dataset_name,
                cfg_path.empty() ? "(defaults)" : cfg_path);

@@ -30,12 +30,14 @@
 #include "ctm/tasks/all.hpp"
 #include "ctm/tasks/common.hpp"
 #include "ctm/tasks/inference.hpp"
+#include "ctm/tasks/plan.hpp"
 #include "ctm/tasks/resumable.hpp"
 
 namespace ctm::tasks {
 
 void add_prepare_startup_data_options(po::options_description& desc) {
   add_engine_options(desc);
+  add_dry_run_option(desc);
   desc.add_options()(
       "grader", po::value<std::string>()->default_value("paper"),
       "paper (the release's labels) | math (LaTeX + CAS); a change regrades, it does not resample");
@@ -207,6 +209,16 @@ int run_prepare_startup_data(const TaskContext& ctx) {
   const int64_t Q = static_cast<int64_t>(problems.size());
   for (const std::string& out : {run.paths.samples, run.paths.samples_config, run.paths.sft, run.paths.dpo})
     check_output_file(out);
+  if (dry_run(ctx)) {
+    Plan plan = sampling_plan(ctx, "prepare_startup_data", run.model_dir, run.kind, problems, run.params.n,
+                              run.params.max_new_tokens, split);
+    plan.add("sampling", str("t ", run.params.temperature, ", top_p ", run.params.top_p, ", seed ", c.seed));
+    plan.add("outputs", str(run.paths.samples, " (+ .config.json), ", run.paths.sft, ", ", run.paths.dpo));
+    plan.resume_state(run.paths.samples,
+                      "reused if made with these settings (regraded for another --grader)");
+    plan.print(ctx);
+    return 0;
+  }
 
   ResumableWork work(ctx, run.paths.samples, run.settings, Q, [&](int64_t i, const Json& rec) {
     return check_record(problems[i], run.params.n, rec);

@@ -32,7 +32,8 @@ const std::vector<TaskInfo>& all_tasks() {
       {"evaluation", "accuracy on the test split (base, --lora_path or --model_path)", add_evaluation_options,
        run_evaluation},
       {"sampling", "rollout sampling around every token of incorrect trajectories (HDF5)", nullptr, nullptr},
-      {"analyse", "critical token per trajectory and pass@k with and without it", nullptr, nullptr},
+      {"analyse", "critical token per trajectory and pass@k with and without it", add_analyse_options,
+       run_analyse},
       {"merge", "merge a LoRA adapter into its base and save a Hugging Face model folder", add_merge_options,
        run_merge},
       // The embedded default.

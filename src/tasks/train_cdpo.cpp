@@ -17,6 +17,7 @@
 #include "ctm/tasks/common.hpp"
 #include "ctm/tasks/inference.hpp"
 #include "ctm/tasks/lora_training.hpp"
+#include "ctm/tasks/plan.hpp"
 #include "ctm/tasks/scored_pairs.hpp"
 #include "ctm/train/preference.hpp"
 
@@ -37,6 +38,7 @@ void add_train_cdpo_options(po::options_description& desc) {
     ("ce_scores", po::value<std::string>()->default_value(""),
      "CE scores for --loss cdpo: our .h5 or the release's CE_scored .json (default: data/<model>/<dataset>.ce_scores.h5)");
   // clang-format on
+  add_dry_run_option(desc);
 }
 
 namespace {
@@ -70,9 +72,8 @@ int run_train_cdpo(const TaskContext& ctx) {
   check_output_folder(out);
   const std::vector<data::DpoPairText> texts = data::read_dpo_json(paths.dpo);
 
-  BaseModel base = load_base_model(ctx, t.fsdp);
-  model::Transformer& model = *base.model;
-  const text::Tokenizer tok = load_model_tokenizer(base_dir, model.config());
+  const ModelCheck checked = check_model_folder(base_dir);
+  const text::Tokenizer& tok = checked.tokenizer;
   const auto eos = tok.eos_id();
   CTM_CHECK(eos.has_value(), base_dir, ": the tokenizer has no EOS token (the DPO sequences end with one)");
   const std::vector<TokenizedPair> tokenized = tokenize_pairs(tok, texts);
@@ -82,11 +83,27 @@ int run_train_cdpo(const TaskContext& ctx) {
                                            *eos, max_prompt, t.max_length);
   CTM_CHECK(!set.pairs.empty(), paths.dpo, ": no pair left to train on (", set.dropped,
             " dropped by the length limits)");
-  spdlog::info(
-      "train_cdpo: {} pairs of {} ({} dropped by the length limits), loss {}{}, beta {}", set.pairs.size(),
-      paths.dpo, set.dropped, train::preference_loss_name(po.loss),
-      po.loss == train::PreferenceLoss::CDPO ? str(" (", train::cdpo_form_name(po.form), " form)") : "",
-      po.beta);
+  const std::string what =
+      str(stage_name(po.loss, po.form), " on ", set.pairs.size(), " pairs of ", paths.dpo, " (", set.dropped,
+          " dropped by the length limits)",
+          po.loss == train::PreferenceLoss::CDPO ? str(", weights from ", paths.ce_scores) : "");
+  if (dry_run(ctx)) {
+    int64_t longest = 0;
+    for (const auto& p : set.pairs)
+      longest = std::max<int64_t>(
+          {longest, static_cast<int64_t>(p.chosen.size()), static_cast<int64_t>(p.rejected.size())});
+    Plan plan("train_cdpo");
+    plan.model(ctx, checked);
+    plan_training(plan, ctx, checked, t, what, static_cast<int64_t>(set.pairs.size()), 2, longest);
+    plan.add("outputs", str(out, " (training state in ", out, ".state)"));
+    plan.resume_state(out, "replaced by the new adapter");
+    plan.print(ctx);
+    return 0;
+  }
+  spdlog::info("train_cdpo: {}, beta {}", what, po.beta);
+
+  BaseModel base = load_base_model(ctx, t.fsdp);
+  model::Transformer& model = *base.model;
   const train::ReferenceLogps reference = train::reference_logps(model, set.pairs, base.collective.get());
   const train::Split train_split{train::pair_lengths(set.pairs),
                                  train::preference_loss_fn(model, set.pairs, reference, po, *eos)};

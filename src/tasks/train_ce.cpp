@@ -14,6 +14,7 @@
 #include "ctm/tasks/common.hpp"
 #include "ctm/tasks/inference.hpp"
 #include "ctm/tasks/lora_training.hpp"
+#include "ctm/tasks/plan.hpp"
 #include "ctm/train/lm.hpp"
 #include "ctm/train/lm_data.hpp"
 
@@ -37,6 +38,7 @@ void add_train_ce_options(po::options_description& desc) {
   add_lora_training_options(desc, d);
   desc.add_options()("sft_data", po::value<std::string>()->default_value(""),
                      "SFT file, ours or the release's (default: data/<model>/<dataset>.sft.<tag>.json)");
+  add_dry_run_option(desc);
 }
 
 namespace {
@@ -86,27 +88,49 @@ int run_train_ce(const TaskContext& ctx) {
   for (const char* side : {"pos", "neg"}) check_output_folder(out + "/" + side);
   const data::SftData sft = data::read_sft_json(sft_path);
 
+  const ModelCheck checked = check_model_folder(base_dir);
+  const char* sides[] = {"pos", "neg"};
+  SideData data[2];
+  std::string what[2];
+  for (int k = 0; k < 2; ++k) {
+    data[k] = side_examples(k == 0 ? sft.pos : sft.neg, checked.tokenizer, kind, t, sides[k]);
+    const SideData& d = data[k];
+    what[k] = str(sides[k], " on ", d.train.size() + d.valid.size(), " examples of ", sft_path, " (",
+                  d.train.size(), " train, ", d.valid.size(), " validation, ", d.dropped,
+                  " without a response dropped)");
+  }
+  if (dry_run(ctx)) {
+    Plan plan("train_ce");
+    plan.model(ctx, checked);
+    for (int k = 0; k < 2; ++k) {
+      const std::vector<int64_t> lengths = train::example_lengths(data[k].train);
+      plan_training(plan, ctx, checked, t, what[k], static_cast<int64_t>(lengths.size()), 1,
+                    *std::max_element(lengths.begin(), lengths.end()));
+      plan.resume_state(out + "/" + sides[k], "replaced by the new adapter");
+    }
+    plan.add("outputs", str(out, "/pos, ", out, "/neg (training state in <adapter>.state)"));
+    plan.print(ctx);
+    return 0;
+  }
+
   BaseModel base = load_base_model(ctx, t.fsdp);
   model::Transformer& model = *base.model;
-  const text::Tokenizer tok = load_model_tokenizer(base_dir, model.config());
-  const int32_t pad = tok.eos_id().value_or(0);
-  for (const char* side : {"pos", "neg"}) {
-    const bool pos = std::string(side) == "pos";
-    const SideData d = side_examples(pos ? sft.pos : sft.neg, tok, kind, t, side);
-    spdlog::info("train_ce {}: {} examples of {} ({} train, {} validation, {} without a response dropped)",
-                 side, d.train.size() + d.valid.size(), sft_path, d.train.size(), d.valid.size(), d.dropped);
+  const int32_t pad = checked.tokenizer.eos_id().value_or(0);
+  for (int k = 0; k < 2; ++k) {
+    const SideData& d = data[k];
+    spdlog::info("train_ce {}", what[k]);
     LoraTraining side_t = t;
-    side_t.trainer.label = str("train_ce ", side);
+    side_t.trainer.label = str("train_ce ", sides[k]);
     const train::Split train_split{train::example_lengths(d.train), train::lm_loss_fn(model, d.train, pad)};
     const train::Split valid_split{train::example_lengths(d.valid), train::lm_loss_fn(model, d.valid, pad)};
     const Json info = {{"task", "train_ce"},
-                       {"side", side},
+                       {"side", sides[k]},
                        {"sft_data", sft_path},
                        {"dataset_name", c.dataset_name},
                        {"train_examples", d.train.size()},
                        {"valid_examples", d.valid.size()},
                        {"dropped_examples", d.dropped}};
-    train_adapter(ctx, base, side_t, train_split, valid_split, out + "/" + side, info);
+    train_adapter(ctx, base, side_t, train_split, valid_split, out + "/" + sides[k], info);
   }
   if (ctx.comm.rank() == 0) std::cout << "train_ce: adapters in " << out << "/pos and " << out << "/neg\n";
   return 0;

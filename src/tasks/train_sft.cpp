@@ -13,6 +13,7 @@
 #include "ctm/tasks/common.hpp"
 #include "ctm/tasks/inference.hpp"
 #include "ctm/tasks/lora_training.hpp"
+#include "ctm/tasks/plan.hpp"
 #include "ctm/tasks/scored_pairs.hpp"
 #include "ctm/train/lm.hpp"
 #include "ctm/train/lm_data.hpp"
@@ -24,6 +25,7 @@ void add_train_sft_options(po::options_description& desc) {
   desc.add_options()(
       "dpo_data", po::value<std::string>()->default_value(""),
       "DPO pairs, ours or the release's (default: data/<model>/<dataset>.dpo_top_k1.<tag>.json)");
+  add_dry_run_option(desc);
 }
 
 int run_train_sft(const TaskContext& ctx) {
@@ -37,9 +39,8 @@ int run_train_sft(const TaskContext& ctx) {
   const std::string out = adapter_dir(ctx, model_name, "sft_chosen");
   check_output_folder(out);
   const std::vector<data::DpoPairText> texts = data::read_dpo_json(paths.dpo);
-  BaseModel base = load_base_model(ctx, t.fsdp);
-  model::Transformer& model = *base.model;
-  const text::Tokenizer tok = load_model_tokenizer(base_dir, model.config());
+  const ModelCheck checked = check_model_folder(base_dir);
+  const text::Tokenizer& tok = checked.tokenizer;
   const std::string marker = data::python_strip(data::prompt_format(kind).answer_prefix);
   std::vector<train::LmExample> examples;
   int64_t dropped = 0;
@@ -52,7 +53,22 @@ int run_train_sft(const TaskContext& ctx) {
     examples.push_back(std::move(*ex));
   }
   CTM_CHECK(!examples.empty(), paths.dpo, ": no chosen response to train on");
-  spdlog::info("train_sft: {} chosen responses of {} ({} dropped)", examples.size(), paths.dpo, dropped);
+  const std::string what = str("sft_chosen on ", examples.size(), " chosen responses of ", paths.dpo, " (",
+                               dropped, " without a response dropped)");
+  if (dry_run(ctx)) {
+    const std::vector<int64_t> lengths = train::example_lengths(examples);
+    const int64_t longest = *std::max_element(lengths.begin(), lengths.end());
+    Plan plan("train_sft");
+    plan.model(ctx, checked);
+    plan_training(plan, ctx, checked, t, what, static_cast<int64_t>(examples.size()), 1, longest);
+    plan.add("outputs", str(out, " (training state in ", out, ".state)"));
+    plan.resume_state(out, "replaced by the new adapter");
+    plan.print(ctx);
+    return 0;
+  }
+  spdlog::info("train_sft: {}", what);
+  BaseModel base = load_base_model(ctx, t.fsdp);
+  model::Transformer& model = *base.model;
   const int32_t pad = tok.eos_id().value_or(0);
   const train::Split train_split{train::example_lengths(examples), train::lm_loss_fn(model, examples, pad)};
   const Json info = {{"task", "train_sft"},

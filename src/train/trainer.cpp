@@ -78,13 +78,46 @@ Trainer::Trainer(std::vector<TrainableParam> params, TrainerOptions opts, Collec
   if (!opts_.should_stop) opts_.should_stop = [] { return ctm::stop_requested(); };
 }
 
+int64_t count_updates(const TrainerOptions& opts, int64_t examples, int64_t world) {
+  if (opts.max_steps > 0) return opts.max_steps;
+  const int64_t micro_batches = (examples + opts.micro_batch_size - 1) / opts.micro_batch_size;
+  const int64_t group = opts.grad_accum_steps * world;
+  return opts.epochs * ((micro_batches + group - 1) / group);
+}
+
+// The gradient of an update is summed over its micro-batches in float64 (each micro-batch's float32 gradient
+// added as it comes, then the ranks' sums all-reduced): those sums are exact, or as good as, whatever the
+// order, so one rank accumulating 6 micro-batches and 3 ranks taking 2 each make the same float32 gradient.
+// Summed in float32, the order would change the last bits, and AdamW's first updates (about lr x sign(g))
+// turn a flipped sign of a near-zero component into a difference of 2 lr.
+void Trainer::zero_grad_sums() {
+  torch::NoGradGuard no_grad;
+  if (grad_sums_.empty())
+    for (const auto& p : params_) grad_sums_.push_back(torch::zeros_like(p.tensor, torch::kFloat64));
+  for (auto& s : grad_sums_) s.zero_();
+}
+
+void Trainer::add_grads_to_sums() {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& g = params_[i].tensor.mutable_grad();
+    if (!g.defined()) continue;
+    grad_sums_[i].add_(g);
+    g.zero_();
+  }
+}
+
+void Trainer::sums_to_grads(int64_t world) {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (world > 1) collective_->all_reduce_sum(grad_sums_[i]);
+    params_[i].tensor.mutable_grad() = grad_sums_[i].to(params_[i].tensor.scalar_type());
+  }
+}
+
 int64_t Trainer::total_steps(const std::vector<int64_t>& train_lengths) const {
-  if (opts_.max_steps > 0) return opts_.max_steps;
-  const int64_t world = collective_ ? collective_->size() : 1;
-  const int64_t n = static_cast<int64_t>(train_lengths.size());
-  const int64_t micro_batches = (n + opts_.micro_batch_size - 1) / opts_.micro_batch_size;
-  const int64_t group = opts_.grad_accum_steps * world;
-  return opts_.epochs * ((micro_batches + group - 1) / group);
+  return count_updates(opts_, static_cast<int64_t>(train_lengths.size()),
+                       collective_ ? collective_->size() : 1);
 }
 
 std::string Trainer::fingerprint(const Split& train, const Split& valid) const {
@@ -281,6 +314,7 @@ TrainResult Trainer::fit(const Split& train, const Split& valid) {
     const int64_t end = std::min<int64_t>(static_cast<int64_t>(batches.size()), begin + group);
 
     optimizer_.zero_grad();
+    zero_grad_sums();
     double loss_sum = 0.0, units = 0.0;
     std::map<std::string, double> metric_sums;
     for (int64_t round = 0; round < rounds(end - begin, world); ++round) {
@@ -288,6 +322,7 @@ TrainResult Trainer::fit(const Split& train, const Split& valid) {
       if (j >= end) {  // no micro-batch of mine in this round: a zero-weighted pass (see rounds())
         auto terms = train.loss(padding_batch(batches[begin]), true);
         if (terms.sum.requires_grad()) (terms.sum * 0.0).backward();
+        add_grads_to_sums();
         continue;
       }
       // Dropout and any other draw of the loss come from torch's generator, reseeded per micro-batch: a
@@ -296,6 +331,7 @@ TrainResult Trainer::fit(const Split& train, const Split& valid) {
           mix_seed(opts_.seed, static_cast<uint64_t>(st.step), static_cast<uint64_t>(j - begin)));
       auto terms = train.loss(batches[j], true);
       if (terms.sum.requires_grad()) terms.sum.backward();
+      add_grads_to_sums();
       loss_sum += terms.sum.item<double>();
       units += terms.count;
       for (const auto& [k, v] : terms.metrics) metric_sums[k] += v;
@@ -303,14 +339,7 @@ TrainResult Trainer::fit(const Split& train, const Split& valid) {
     if (metric_keys.empty())
       for (const auto& kv : metric_sums) metric_keys.push_back(kv.first);
 
-    if (world > 1) {
-      torch::NoGradGuard no_grad;
-      for (auto& p : params_) {
-        auto& g = p.tensor.mutable_grad();
-        if (!g.defined()) g = torch::zeros_like(p.tensor);
-        collective_->all_reduce_sum(g);
-      }
-    }
+    sums_to_grads(world);
     std::vector<double> totals = {loss_sum, units};
     for (const auto& k : metric_keys) totals.push_back(metric_sums[k]);
     reduce(totals);

@@ -116,5 +116,16 @@ if command -v mpirun > /dev/null; then
     expect_exit 0 mpirun -np 2 --oversubscribe "$CTM" "${P[@]}" --output_dir "$TMP/mpi_$sig" --log_level warn
     same_files "$TMP/term/data/tiny" "$TMP/mpi_$sig/data/tiny" "${FILES[@]}"
   done
+  # One rank killed (kill -9): mpirun ends the job; the rerun keeps what both ranks had journaled and ends with
+  # the uninterrupted run's files.
+  J="$TMP/mpi_kill/data/tiny/ARITH.samples.T1.00.n8.jsonl.parts/rank-1.jsonl"
+  mpirun -np 2 --oversubscribe "$CTM" "${P[@]}" --output_dir "$TMP/mpi_kill" --max_batch 8 > "$TMP/mpi.log" 2>&1 &
+  pid=$!
+  wait_for_records "$J" 1 && kill -KILL "$(pgrep -P $pid | tail -1)"
+  wait $pid; rc=$?
+  [ $rc != 0 ] || { echo "FAIL: mpirun exited 0 with a rank killed"; fails=$((fails+1)); }
+  expect_exit 0 mpirun -np 2 --oversubscribe "$CTM" "${P[@]}" --output_dir "$TMP/mpi_kill" --log_level info
+  expect_output '\([1-9][0-9]* already sampled\)'
+  same_files "$TMP/term/data/tiny" "$TMP/mpi_kill/data/tiny" "${FILES[@]}"
 fi
 finish

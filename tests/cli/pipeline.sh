@@ -3,6 +3,7 @@
 # train_cdpo run killed (kill -9) or stopped (SIGTERM) and resumed ends with the uninterrupted run's adapter.
 source "$(dirname "$0")/lib.bash"
 export OPENBLAS_NUM_THREADS=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cd "$TMP"
 cat > small.ini <<'INI'
 max_questions = 24
@@ -93,6 +94,52 @@ for sig in KILL TERM; do
   cmp -s "$REF" "$out/adapter_model.safetensors" ||
     { echo "FAIL: the adapter resumed after $sig differs from the uninterrupted run's"; fails=$((fails+1)); }
 done
+# train_ce killed (kill -9) while training the positive model, then again while training the negative one:
+# the third run ends with the uninterrupted run's two adapters.
+mapfile -t CEARGS < <(/usr/bin/python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["args"]))' \
+  "$TMP/run/output/tiny/ARITH/pipeline/train_ce.json")
+ce_train() { (cd "$TMP/run" && exec "$CTM" train_ce "${CEARGS[@]}" --checkpoint_every 1 --out "$TMP/ce-kill"); }
+for side in pos neg; do
+  ce_train > "ce-$side.log" 2>&1 &
+  pid=$!
+  wait_for_step "$TMP/ce-kill/$side.state" 2 && kill -KILL $pid
+  wait $pid 2>/dev/null
+done
+expect_exit 0 ce_train
+expect_output 'train_ce neg: resumed from .* at step [2-9]'
+for side in pos neg; do
+  cmp -s "$TMP/run/checkpoints/tiny/ARITH/sft/$side/adapter_model.safetensors" "$TMP/ce-kill/$side/adapter_model.safetensors" ||
+    { echo "FAIL: train_ce $side adapter after two kills differs from the uninterrupted run's"; fails=$((fails+1)); }
+done
+
+# Under mpirun -np 2, one rank killed (kill -9) in the middle of train_cdpo: mpirun ends the job, and the rerun
+# resumes to the adapter of an uninterrupted two-rank run.
+if command -v mpirun > /dev/null; then
+  cdpo2() { (cd "$TMP/run" && exec mpirun -np 2 --oversubscribe "$CTM" train_cdpo "${ARGS[@]}" --out "$1"); }
+  cdpo2 "$TMP/ref-2ranks" > ref2.log 2>&1 || { echo "FAIL: train_cdpo on 2 ranks"; cat ref2.log; fails=$((fails+1)); }
+  cdpo2 "$TMP/resume-rank" > rank.log 2>&1 &
+  pid=$!
+  wait_for_step "$TMP/resume-rank.state" 2 && kill -KILL "$(pgrep -P $pid | head -1)"
+  wait $pid; rc=$?
+  [ $rc != 0 ] || { echo "FAIL: mpirun exited 0 with a rank killed"; fails=$((fails+1)); }
+  expect_exit 0 cdpo2 "$TMP/resume-rank"
+  expect_output 'resumed from .* at step [2-9]'
+  cmp -s "$TMP/ref-2ranks/adapter_model.safetensors" "$TMP/resume-rank/adapter_model.safetensors" ||
+    { echo "FAIL: 2 ranks, one killed and resumed: the adapter differs from the uninterrupted run's"; fails=$((fails+1)); }
+fi
+
+# --dry_run on finished work: every stage is done, the adapters' training states say where they ended, and
+# the sharded base is half of tiny's 14.19 MB on each of 2 ranks.
+expect_exit 0 "$CTM" "${PL[@]}" --dry_run
+n_done=$(grep -c "done, skipped: ctm " <<<"$OUTPUT")
+[ "$n_done" = 14 ] || { echo "FAIL: the dry run says $n_done of 14 stages are done"; echo "$OUTPUT"; fails=$((fails+1)); }
+if command -v mpirun > /dev/null; then
+  expect_exit 0 bash -c "cd '$TMP/run' && exec mpirun -np 2 --oversubscribe '$CTM' train_cdpo $(printf '%q ' "${ARGS[@]}") --dry_run"
+  expect_output '^  ranks +2 \(2 on this node\)$'
+  expect_output '^  memory/rank +[0-9.]+ MB = weight shards 7.48 MB \+ gathered block [0-9.]+ MB \+ LoRA'
+  expect_output "^  resumes +from the checkpoint of update 6 in "
+fi
+
 # calculate_ce_score killed (kill -9) after its first batches resumes from the pairs already scored, and its
 # file holds the uninterrupted run's values.
 mapfile -t CE < <(/usr/bin/python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["args"]))' \

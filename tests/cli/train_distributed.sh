@@ -1,7 +1,8 @@
-# ctm train_cdpo on the embedded tiny model, ARITH, with 1 and 2 ranks and --fsdp on and off: the adapter
-# after 4 updates is the same (1e-5 relative) in all four runs. One rank accumulates 2 micro-batches per
-# update, two ranks take one each; with an odd number of pairs one update of each epoch has a single
-# micro-batch, so rank 1 runs a zero-weighted pass there (what keeps a sharded base's all-gathers in step).
+# ctm train_cdpo on the embedded tiny model, ARITH, with 1, 2 and 3 ranks and --fsdp on and off: the adapter
+# after 4 updates is the same (1e-5 relative) in all five runs. An update takes up to 6 micro-batches of one
+# pair: one rank accumulates 6, two ranks 3 each, three ranks 2 each; 5 pairs split unevenly, so some ranks run
+# a zero-weighted pass in the last round (what keeps a sharded base's all-gathers in step). Gradients are
+# summed in float64, so the order of the sum (which the rank count changes) does not show.
 # The inputs are built as in prepare_startup_data.sh, the DPO prompts cut to the question (the 4-shot prefix
 # would make the sequences six times longer and the test slow).
 source "$(dirname "$0")/lib.bash"
@@ -16,20 +17,25 @@ python3 - "$DPO" <<'PY' || fails=$((fails+1))
 import json, sys
 d = json.load(open(sys.argv[1]))
 d["prompt"] = [p[p.rindex("Question: "):] for p in d["prompt"]]
-assert len(d["prompt"]) % 2 == 1, f"{len(d['prompt'])} pairs: want an odd count (an uneven round)"
+n = len(d["prompt"])
+assert n % 2 == 1 and n % 3 != 0, f"{n} pairs: want a count that 2 and 3 ranks split unevenly"
 json.dump(d, open(sys.argv[1], "w"))
 PY
 expect_exit 0 "$CTM" train_ce "${common[@]}" --max_steps 1 --batch_size 2 --valid_examples 1 --log_level warn
 expect_exit 0 "$CTM" calculate_ce_score "${common[@]}" --log_level warn
 
 train=(train_cdpo "${common[@]}" --max_steps 4 --batch_size 1)
-expect_exit 0 "$CTM" "${train[@]}" --grad_accum 2 --fsdp off --out "$TMP/np1_off" --log_level warn
-expect_exit 0 "$CTM" "${train[@]}" --grad_accum 2 --fsdp on --out "$TMP/np1_on" --log_level warn
-expect_exit 0 mpirun -np 2 --oversubscribe "$CTM" "${train[@]}" --grad_accum 1 --out "$TMP/np2_auto" \
+expect_exit 0 "$CTM" "${train[@]}" --grad_accum 6 --fsdp off --out "$TMP/np1_off" --log_level warn
+expect_exit 0 "$CTM" "${train[@]}" --grad_accum 6 --fsdp on --out "$TMP/np1_on" --log_level warn
+expect_exit 0 mpirun -np 2 --oversubscribe "$CTM" "${train[@]}" --grad_accum 3 --out "$TMP/np2_auto" \
   --log_level info
 expect_output 'base model sharded over 2 ranks'
-expect_exit 0 mpirun -np 2 --oversubscribe "$CTM" "${train[@]}" --grad_accum 1 --fsdp off --out "$TMP/np2_off" \
+expect_exit 0 mpirun -np 2 --oversubscribe "$CTM" "${train[@]}" --grad_accum 3 --fsdp off --out "$TMP/np2_off" \
   --log_level warn
+expect_exit 0 mpirun -np 3 --oversubscribe "$CTM" "${train[@]}" --grad_accum 2 --out "$TMP/np3_auto" \
+  --log_level info
+expect_output 'base model sharded over 3 ranks: 52[0-9]{5} B of its 14187520 B of weights resident on rank 0'
+echo "$OUTPUT" | grep -o 'base model sharded over 3 ranks: [0-9]* B .* rank [0-9]' | sort
 
 # The adapters against the one-rank unsharded run, tensor by tensor (safetensors read with the json module).
 python3 - "$TMP" <<'PY' || fails=$((fails+1))
@@ -48,7 +54,7 @@ def load(path):
 ref = load(f"{sys.argv[1]}/np1_off/adapter_model.safetensors")
 assert all(max(map(abs, t)) > 0 for n, t in ref.items() if "lora_B" in n), "lora_B still zero: no training"
 ok = True
-for run in ("np1_on", "np2_auto", "np2_off"):
+for run in ("np1_on", "np2_auto", "np2_off", "np3_auto"):
     got = load(f"{sys.argv[1]}/{run}/adapter_model.safetensors")
     assert got.keys() == ref.keys(), run
     worst = max(max(abs(a - b) for a, b in zip(got[n], t)) / max(map(abs, t)) for n, t in ref.items())

@@ -50,11 +50,8 @@ inline io::CeScores random_ce_scores(int64_t pairs, uint64_t seed, int64_t max_l
   return s;
 }
 
-// trajectories trajectories of min_len to max_len tokens; every third has no without rollouts (and keeps no
-// alternatives).
-inline io::Rollouts random_rollouts(int64_t trajectories, uint64_t seed, int64_t max_len = 30,
-                                    int64_t min_len = 0) {
-  Rng rng(seed);
+// A rollouts file's settings (tiny on ARITH, exhaustive, 64 rollouts a position), no trajectory yet.
+inline io::Rollouts rollouts_header() {
   io::Rollouts r;
   r.run.settings = R"({"model_name":"tiny","dataset_name":"ARITH","t":1.0,"search":"exhaustive"})";
   r.run.model_name = "tiny";
@@ -64,6 +61,15 @@ inline io::Rollouts random_rollouts(int64_t trajectories, uint64_t seed, int64_t
   r.rollouts_per_position = 64;
   r.search = "exhaustive";
   r.seed = 42;
+  return r;
+}
+
+// trajectories trajectories of min_len to max_len tokens; every third has no without rollouts (and keeps no
+// alternatives).
+inline io::Rollouts random_rollouts(int64_t trajectories, uint64_t seed, int64_t max_len = 30,
+                                    int64_t min_len = 0) {
+  Rng rng(seed);
+  io::Rollouts r = rollouts_header();
   for (int64_t t = 0; t < trajectories; ++t) {
     io::Trajectory tr;
     tr.question = pick_text(rng);

@@ -12,14 +12,16 @@ namespace ctm {
 // The file an output at `path` really replaces: `path` itself, or the file a symlink points to (followed to
 // its end, so the link stays a link). ctm::Error when something exists there that is not a regular file (a
 // folder, a FIFO, a device such as /dev/null), when the folder cannot be created, or when it does not accept
-// a new file (read-only, no permission, not a folder); the message names the path. Creates missing folders.
+// a new file (read-only, no permission, not a folder); the message names the path. Creates nothing: missing
+// folders are made when the file is written (AtomicFile).
 std::string check_output_file(const std::string& path);
 // The same for a folder that a task writes into: it exists or is created, is a folder, and accepts files.
 void check_output_dir(const std::string& dir);
 
 class AtomicFile {
  public:
-  explicit AtomicFile(std::string path);  // check_output_file(path); removes stale temporaries of dead runs
+  explicit AtomicFile(std::string path);  // check_output_file(path), its folders made; stale temporaries of
+                                          // dead runs removed
   ~AtomicFile();                          // removes the temporary file unless commit() ran
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;

@@ -49,6 +49,7 @@ struct ModelConfig {
   ctm::Json to_json() const;         // a Hugging Face config.json
   std::string architecture() const;  // "LlamaForCausalLM" | "Qwen2ForCausalLM"
   int64_t num_parameters() const;
+  int64_t layer_parameters() const;  // one decoder layer: projections, norms, biases
 };
 
 }  // namespace ctm::model

@@ -71,6 +71,9 @@ struct TrainerOptions {
   std::function<bool()> should_stop;  // polled after every update; default: ctm::stop_requested()
 };
 
+// The number of optimizer updates of a run on `examples` training examples over `world` ranks.
+int64_t count_updates(const TrainerOptions& opts, int64_t examples, int64_t world);
+
 struct LogRecord {
   int64_t step = 0;  // updates done
   int64_t epoch = 0;
@@ -124,6 +127,11 @@ class Trainer {
   TrainerOptions opts_;
   Collective* collective_;
   AdamW optimizer_;
+  void zero_grad_sums();
+  void add_grads_to_sums();  // each parameter's .grad into its float64 sum, then zeroed
+  void sums_to_grads(
+      int64_t world);  // all-reduce the sums over the ranks; .grad = sum (in the parameter's dtype)
+  std::vector<torch::Tensor> grad_sums_;    // float64, one per parameter: the update's gradient being summed
   std::vector<torch::Tensor> best_params_;  // copies at the lowest validation loss (keep_best)
 };
 
