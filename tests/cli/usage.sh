@@ -37,12 +37,9 @@ expect_output "missing.ini"
 
 # The command line beats the file: the file's bad log level is an error unless the command line overrides it.
 printf 'log_level = bogus\n' > "$TMP/level.ini"
-expect_exit 2 "$CTM" sampling --config "$TMP/level.ini"
+expect_exit 2 "$CTM" analyse --config "$TMP/level.ini"
 expect_output "log_level"
-expect_exit 3 "$CTM" sampling --config "$TMP/level.ini" --log_level info
-
-# A task that is not implemented yet says so and exits non-zero.
-expect_exit 3 "$CTM" sampling
-expect_output "not implemented yet"
+expect_exit 2 "$CTM" analyse --config "$TMP/level.ini" --log_level info
+expect_output "analyse needs --rollouts FILE"
 
 finish

@@ -26,6 +26,9 @@ int run_train_sft(const TaskContext& ctx);
 void add_pipeline_options(po::options_description& desc);
 int run_pipeline(const TaskContext& ctx);
 
+void add_sampling_options(po::options_description& desc);
+int run_sampling(const TaskContext& ctx);
+
 void add_analyse_options(po::options_description& desc);
 int run_analyse(const TaskContext& ctx);
 

@@ -1,0 +1,303 @@
+// ctm sampling (DESIGN.md §2 "Rollout sampling and critical tokens", --search exhaustive): for the rejected
+// response of each of the first --max_trajectories DPO pairs, tokenized as calculate_ce_score does (BOS +
+// prompt + response as one text), rollouts from every response position:
+//   with    (first response token .. second-to-last): the prefix up to and including token i, then
+//           --rollouts_per_position continuations;
+//   without (first .. last response token): the prefix before token i, then as many alternatives to token i
+//           (its probability set to 0, the rest renormalised, then temperature and top-p), each continued.
+// Each continuation is graded (prefix text + completion) against the pair's gold answers. The trajectory is
+// prefilled once into the engine's KV cache and every rollout starts from a cut of it (ctm keeps the token
+// prefix; the release decodes, strips and re-tokenises it). The critical token is the paper's rule on the
+// *with* counts (data::critical_position). Trajectories are journaled as they finish (ResumableWork), split
+// over the ranks, and written collectively to data/rollout_sampling/{model}/{dataset}.rollouts.h5 (DESIGN.md
+// §5) with ….rollouts.stats.json beside it.
+#include <chrono>
+#include <iostream>
+
+#include "ctm/core/atomic_file.hpp"
+#include "ctm/core/error.hpp"
+#include "ctm/core/log.hpp"
+#include "ctm/core/signal.hpp"
+#include "ctm/data/critical.hpp"
+#include "ctm/data/dataset.hpp"
+#include "ctm/data/prompt.hpp"
+#include "ctm/data/selection.hpp"
+#include "ctm/dist/h5_collective.hpp"
+#include "ctm/dist/partition.hpp"
+#include "ctm/engine/sampler.hpp"
+#include "ctm/grade/grader.hpp"
+#include "ctm/tasks/all.hpp"
+#include "ctm/tasks/common.hpp"
+#include "ctm/tasks/inference.hpp"
+#include "ctm/tasks/resumable.hpp"
+#include "ctm/tasks/scored_pairs.hpp"
+
+namespace ctm::tasks {
+
+void add_sampling_options(po::options_description& desc) {
+  add_engine_options(desc);
+  // clang-format off
+  desc.add_options()
+    ("max_trajectories", po::value<int64_t>()->default_value(100), "the first N pairs of the DPO file (the paper: 100)")
+    ("rollouts_per_position", po::value<int64_t>()->default_value(kPaperSamples), "continuations per prefix, with and without")
+    ("grader", po::value<std::string>()->default_value("paper"), "paper | math")
+    ("output", po::value<std::string>()->default_value(""),
+     "HDF5 file (default: data/rollout_sampling/<model>/<dataset>.rollouts.h5)");
+  // clang-format on
+}
+
+namespace {
+
+struct Setup {
+  data::DatasetKind kind;
+  grade::GraderKind grader;
+  engine::SamplingParams params;  // n = rollouts per position
+  uint64_t seed = 42;
+};
+
+// The question of a DPO prompt: the text after its last question prefix, up to the answer prefix.
+std::string question_of(const std::string& prompt, data::DatasetKind kind) {
+  const data::PromptFormat fmt = data::prompt_format(kind);
+  const size_t q = prompt.rfind(fmt.question_prefix);
+  if (q == std::string::npos) return prompt;
+  const size_t begin = q + fmt.question_prefix.size();
+  const size_t end = prompt.find(data::python_strip(fmt.answer_prefix), begin);
+  return data::python_strip(prompt.substr(begin, end == std::string::npos ? std::string::npos : end - begin));
+}
+
+// Request ids: unique per (pair, position, kind), so every rollout is seeded by (seed, pair, position,
+// sample).
+int64_t request_id(int64_t pair, int64_t position, bool without) {
+  return (pair << 32) | (position << 1) | (without ? 1 : 0);
+}
+
+struct Sampled {
+  io::Trajectory t;
+  int64_t generated = 0;
+  bool complete = true;
+};
+
+Sampled sample_trajectory(engine::Engine& eng, const text::Tokenizer& tok, const Setup& s, int64_t pair,
+                          const TokenizedSide& side, const data::DpoPairText& text) {
+  const std::vector<int32_t>& ids = side.ids;
+  const auto L = static_cast<int64_t>(ids.size());
+  const int64_t start = side.response_start;
+  Sampled out;
+  io::Trajectory& t = out.t;
+  t.question = question_of(text.prompt, s.kind);
+  t.answer = Json(text.answers).dump();
+  t.pair_index = static_cast<int32_t>(pair);
+  t.token_ids = ids;
+  t.response_start = static_cast<int32_t>(start);
+  for (auto* v : {&t.with_correct, &t.with_total, &t.without_correct, &t.without_total})
+    v->assign(ids.size(), 0);
+  if (start >= L) return out;  // an empty response: nothing to roll out
+
+  const engine::PrefixHandle prefix = eng.cache_prefix(ids, start - 1);
+  std::vector<engine::Request> requests;
+  std::vector<std::pair<int64_t, bool>> what;  // position, without
+  auto add = [&](int64_t i, bool without) {
+    engine::Request r;
+    r.id = request_id(pair, i, without);
+    r.prefix = prefix;
+    r.prefix_len = without ? i : i + 1;
+    r.params = s.params;
+    if (without) r.params.forbid_first_tokens = {ids[static_cast<size_t>(i)]};
+    r.seed = s.seed;
+    requests.push_back(std::move(r));
+    what.emplace_back(i, without);
+  };
+  for (int64_t i = start; i < L; ++i) {
+    if (i < L - 1) add(i, false);
+    add(i, true);
+  }
+  const std::vector<engine::RequestOutput> results = eng.generate(requests);
+  const grade::Rules rules = data::grading_rules(s.kind);
+  std::vector<std::vector<int32_t>> alts(ids.size());
+  std::vector<std::vector<int8_t>> alt_ok(ids.size());
+  for (size_t k = 0; k < results.size(); ++k) {
+    const auto [i, without] = what[k];
+    if (results[k].completions.size() != static_cast<size_t>(s.params.n)) {
+      out.complete = false;  // stopped before this request started
+      return out;
+    }
+    const std::string head =
+        tok.decode(std::vector<int32_t>(ids.begin() + start, ids.begin() + (without ? i : i + 1)));
+    int16_t correct = 0;
+    for (const engine::Completion& c : results[k].completions) {
+      const bool ok = grade::grade(rules, s.grader, head + c.text, text.answers).correct;
+      correct += ok ? 1 : 0;
+      out.generated += static_cast<int64_t>(c.token_ids.size());
+      if (without) {
+        alts[static_cast<size_t>(i)].push_back(c.token_ids.empty() ? -1 : c.token_ids.front());
+        alt_ok[static_cast<size_t>(i)].push_back(ok ? 1 : 0);
+      }
+    }
+    (without ? t.without_correct : t.with_correct)[static_cast<size_t>(i)] = correct;
+    (without ? t.without_total : t.with_total)[static_cast<size_t>(i)] = static_cast<int16_t>(s.params.n);
+  }
+  t.alt_offsets.push_back(0);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    t.alt_token_ids.insert(t.alt_token_ids.end(), alts[i].begin(), alts[i].end());
+    t.alt_correct.insert(t.alt_correct.end(), alt_ok[i].begin(), alt_ok[i].end());
+    t.alt_offsets.push_back(static_cast<int64_t>(t.alt_token_ids.size()));
+  }
+  t.critical_position = data::critical_position(t.with_correct, t.with_total);
+  return out;
+}
+
+std::vector<int32_t> widen(const std::vector<int16_t>& v) {
+  return {v.begin(), v.end()};
+}
+std::vector<int16_t> narrow(const std::vector<int32_t>& v) {
+  return {v.begin(), v.end()};
+}
+
+Json trajectory_record(const Sampled& s) {
+  const io::Trajectory& t = s.t;
+  return Json{{"ids", base64_ints(t.token_ids)},
+              {"wc", base64_ints(widen(t.with_correct))},
+              {"wt", base64_ints(widen(t.with_total))},
+              {"oc", base64_ints(widen(t.without_correct))},
+              {"ot", base64_ints(widen(t.without_total))},
+              {"alt", base64_ints(t.alt_token_ids)},
+              {"altc", base64_ints(std::vector<int32_t>(t.alt_correct.begin(), t.alt_correct.end()))},
+              {"generated", s.generated}};
+}
+
+io::Trajectory trajectory_from_record(const Json& r, const TokenizedSide& side, const data::DpoPairText& text,
+                                      int64_t pair, data::DatasetKind kind, const std::string& where) {
+  io::Trajectory t;
+  t.question = question_of(text.prompt, kind);
+  t.answer = Json(text.answers).dump();
+  t.pair_index = static_cast<int32_t>(pair);
+  t.token_ids = ints_from_base64(r.at("ids"), where);
+  t.response_start = side.response_start;
+  t.with_correct = narrow(ints_from_base64(r.at("wc"), where));
+  t.with_total = narrow(ints_from_base64(r.at("wt"), where));
+  t.without_correct = narrow(ints_from_base64(r.at("oc"), where));
+  t.without_total = narrow(ints_from_base64(r.at("ot"), where));
+  t.alt_token_ids = ints_from_base64(r.at("alt"), where);
+  for (int32_t v : ints_from_base64(r.at("altc"), where)) t.alt_correct.push_back(static_cast<int8_t>(v));
+  t.alt_offsets.push_back(0);
+  for (int16_t n : t.without_total) t.alt_offsets.push_back(t.alt_offsets.back() + n);
+  t.critical_position = data::critical_position(t.with_correct, t.with_total);
+  return t;
+}
+
+}  // namespace
+
+int run_sampling(const TaskContext& ctx) {
+  const CommonOptions& c = ctx.common;
+  if (c.dataset_name.empty()) throw UsageError("sampling needs --dataset_name GSM8K|MATH|ARITH");
+  Setup s;
+  s.kind = data::parse_dataset(c.dataset_name);
+  s.grader = grade::parse_grader(ctx.vm["grader"].as<std::string>());
+  s.seed = c.seed;
+  const int64_t max_trajectories = int_option(ctx, "max_trajectories", 1, int64_t{1} << 31);
+  s.params.n = int_option(ctx, "rollouts_per_position", 1, engine::kMaxSamplesPerRequest);
+  CTM_CHECK(s.params.n <= 32767, "--rollouts_per_position ", s.params.n,
+            " does not fit the file's int16 counts");
+  const std::string model_dir = resolve_model_path(c);
+  const std::string model = model_label(c, model_dir);
+  s.params.temperature = option_given(ctx, "t") ? c.t : data::default_temperature(model, s.kind);
+  if (!(s.params.temperature >= engine::kGreedyTemperature))
+    throw UsageError(str("sampling: --t must be > 0 (got ", s.params.temperature, ")"));
+  s.params.top_p = top_p_option(ctx);
+  s.params.max_new_tokens = max_new_tokens_option(ctx);
+  s.params.stop = data::stop_strings(s.kind);
+  const std::string dpo_path = !c.cdpo_data_path.empty()
+                                   ? c.cdpo_data_path
+                                   : startup_data_paths(c, model, startup_tag(ctx, model)).dpo;
+  std::string output = ctx.vm["output"].as<std::string>();
+  if (output.empty())
+    output = output_path(c, "data/rollout_sampling/" + model + "/" + c.dataset_name + ".rollouts.h5");
+  const std::string stats_path =
+      output.substr(0, output.size() -
+                           (output.size() > 3 && output.compare(output.size() - 3, 3, ".h5") == 0 ? 3 : 0)) +
+      ".stats.json";
+  check_output_file(output);
+  check_output_file(stats_path);
+  std::vector<data::DpoPairText> texts = data::read_dpo_json(dpo_path);
+  if (static_cast<int64_t>(texts.size()) > max_trajectories)
+    texts.resize(static_cast<size_t>(max_trajectories));
+  const auto T = static_cast<int64_t>(texts.size());
+  CTM_CHECK(T > 0, dpo_path, ": no DPO pair");
+
+  InferenceModel m = load_inference_model(c, ctx.comm);
+  std::vector<TokenizedPair> pairs = tokenize_pairs(*m.tokenizer, texts);
+  const Json settings = {{"task", "sampling"},
+                         {"search", "exhaustive"},
+                         {"model_path", m.dir},
+                         {"lora_path", c.lora_path},
+                         {"dpo_data", dpo_path},
+                         {"dpo_data_hash", file_fingerprint(dpo_path)},
+                         {"trajectories", T},
+                         {"t", s.params.temperature},
+                         {"top_p", s.params.top_p},
+                         {"max_new_tokens", s.params.max_new_tokens},
+                         {"rollouts_per_position", s.params.n},
+                         {"grader", grade::grader_name(s.grader)},
+                         {"seed", c.seed}};
+  ResumableWork work(ctx, output, settings, T, [&](int64_t i, const Json& rec) -> std::string {
+    return ints_from_base64(rec.at("ids"), "journal") == pairs[i].rejected.ids ? ""
+                                                                               : "not this pair's tokens";
+  });
+  work.recover();
+  spdlog::info("sampling: {} trajectories of {} ({} already done), {} rollouts a position, t = {}, model {}",
+               T, dpo_path, work.done_count(), s.params.n, s.params.temperature, m.dir);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  engine::EngineOptions eo = engine_options(ctx, "sampling");
+  eo.progress = false;
+  engine::Engine eng(*m.model, *m.tokenizer, eo);
+  std::vector<double> costs;
+  for (const auto& p : pairs)
+    costs.push_back(static_cast<double>(p.rejected.ids.size() - p.rejected.response_start));
+  for (int64_t i : my_share(ctx, work.pending(), costs)) {
+    if (stop_requested()) break;
+    const Sampled done = sample_trajectory(eng, *m.tokenizer, s, i, pairs[i].rejected, texts[i]);
+    if (!done.complete) break;
+    work.add(i, trajectory_record(done));
+    spdlog::info("sampling: trajectory {} ({} response tokens): critical token {}, {} tokens generated", i,
+                 done.t.token_ids.size() - done.t.response_start, done.t.critical_position, done.generated);
+  }
+  work.stop_if_requested("trajectories");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  const auto [begin, end] = dist::block_range(T, ctx.comm.rank(), ctx.comm.size());
+  io::Rollouts mine;
+  mine.run = {settings.dump(), model, c.dataset_name, CTM_VERSION};
+  mine.t = s.params.temperature;
+  mine.top_p = s.params.top_p;
+  mine.rollouts_per_position = s.params.n;
+  mine.search = "exhaustive";
+  mine.seed = c.seed;
+  int64_t generated = 0;
+  const std::vector<Json> records = work.collect(begin, end);
+  for (int64_t i = begin; i < end; ++i) {
+    const Json& r = records[static_cast<size_t>(i - begin)];
+    generated += r.at("generated").get<int64_t>();
+    mine.trajectories.push_back(trajectory_from_record(r, pairs[i].rejected, texts[i], i, s.kind,
+                                                       str(work.folder(), ": trajectory ", i)));
+  }
+  dist::write_rollouts(ctx.comm, output, mine);
+  std::vector<double> totals = {static_cast<double>(generated), seconds};
+  ctx.comm.allreduce_sum(totals.data(), 2);
+  if (ctx.comm.rank() == 0) {
+    int64_t rollouts = 0;
+    for (const Json& r : work.collect_all())
+      for (const char* key : {"wt", "ot"})
+        for (int32_t n : ints_from_base64(r.at(key), "journal")) rollouts += n;
+    write_json_file_atomic(stats_path, Json{{"search", "exhaustive"},
+                                            {"trajectories", T},
+                                            {"rollouts", rollouts},
+                                            {"generated_tokens", static_cast<int64_t>(totals[0])},
+                                            {"seconds", totals[1] / ctx.comm.size()}});
+    std::cout << "sampling: " << T << " trajectories -> " << output << std::endl;
+  }
+  work.finish();
+  return 0;
+}
+
+}  // namespace ctm::tasks
