@@ -54,11 +54,7 @@ Paths analyse_paths(const TaskContext& ctx) {
     if (file_exists(fallback)) p.ce_scores = fallback;
   }
   if (p.ce_scores == "none") p.ce_scores.clear();
-  if (p.output.empty()) {
-    const std::string& r = p.rollouts;
-    const bool h5 = r.size() > 3 && r.compare(r.size() - 3, 3, ".h5") == 0;
-    p.output = (h5 ? r.substr(0, r.size() - 3) : r) + ".analysis.json";
-  }
+  if (p.output.empty()) p.output = with_suffix_replaced(p.rollouts, ".h5", ".analysis.json");
   return p;
 }
 

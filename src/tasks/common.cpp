@@ -61,6 +61,11 @@ std::string output_path(const CommonOptions& common, const std::string& sub) {
   return (fs::path(common.output_dir) / sub).string();
 }
 
+std::string with_suffix_replaced(const std::string& path, const std::string& old, const std::string& suffix) {
+  const bool has = path.size() >= old.size() && path.compare(path.size() - old.size(), old.size(), old) == 0;
+  return (has ? path.substr(0, path.size() - old.size()) : path) + suffix;
+}
+
 int64_t int_option(const TaskContext& ctx, const char* name, int64_t lo, int64_t hi) {
   const int64_t v = ctx.vm[name].as<int64_t>();
   if (v < lo || v > hi) throw UsageError(str("--", name, " must be in [", lo, ", ", hi, "] (got ", v, ")"));

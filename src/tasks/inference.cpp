@@ -5,7 +5,9 @@
 
 #include "ctm/core/error.hpp"
 #include "ctm/core/log.hpp"
+#include "ctm/data/prompt.hpp"
 #include "ctm/dist/partition.hpp"
+#include "ctm/engine/sampler.hpp"
 #include "ctm/model/loader.hpp"
 #include "ctm/model/lora.hpp"
 #include "ctm/tasks/common.hpp"
@@ -44,6 +46,19 @@ int64_t max_new_tokens_option(const TaskContext& ctx) {
 double top_p_option(const TaskContext& ctx) {
   const double p = ctx.vm["top_p"].as<double>();
   if (!(p > 0 && p <= 1)) throw UsageError(str("--top_p must be in (0, 1] (got ", p, ")"));
+  return p;
+}
+
+engine::SamplingParams paper_sampling_params(const TaskContext& ctx, const std::string& model,
+                                             data::DatasetKind kind, int64_t n, const std::string& task) {
+  engine::SamplingParams p;
+  p.n = n;
+  p.temperature = option_given(ctx, "t") ? ctx.common.t : data::default_temperature(model, kind);
+  if (!(p.temperature >= engine::kGreedyTemperature))
+    throw UsageError(str(task, " samples: --t must be > 0 (got ", p.temperature, ")"));
+  p.top_p = top_p_option(ctx);
+  p.max_new_tokens = max_new_tokens_option(ctx);
+  p.stop = data::stop_strings(kind);
   return p;
 }
 

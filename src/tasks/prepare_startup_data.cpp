@@ -63,15 +63,9 @@ Run resolve_run(const TaskContext& ctx) {
   run.model_dir = resolve_model_path(c);
   run.model = model_label(c, run.model_dir);
   // --t and --sampling_n when given (command line or --config); else the paper's table and 64.
-  const double t = option_given(ctx, "t") ? c.t : data::default_temperature(run.model, run.kind);
-  if (!(t >= engine::kGreedyTemperature))
-    throw UsageError(str("prepare_startup_data samples: --t must be > 0 (got ", t, ")"));
   const int64_t n = option_given(ctx, "sampling_n") ? c.sampling_n : kPaperSamples;
-  run.params.n = n;
-  run.params.temperature = t;
-  run.params.top_p = top_p_option(ctx);
-  run.params.max_new_tokens = max_new_tokens_option(ctx);
-  run.params.stop = data::stop_strings(run.kind);
+  run.params = paper_sampling_params(ctx, run.model, run.kind, n, "prepare_startup_data");
+  const double t = run.params.temperature;
   run.paths = startup_data_paths(c, run.model, startup_tag(ctx, run.model));
   const std::string split = data::train_split_path(run.kind, data_dir());
   run.settings = {{"task", "prepare_startup_data"},

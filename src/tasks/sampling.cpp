@@ -13,6 +13,7 @@
 // §5) with ….rollouts.stats.json beside it.
 #include <chrono>
 #include <iostream>
+#include <limits>
 
 #include "ctm/core/atomic_file.hpp"
 #include "ctm/core/error.hpp"
@@ -195,27 +196,18 @@ int run_sampling(const TaskContext& ctx) {
   s.grader = grade::parse_grader(ctx.vm["grader"].as<std::string>());
   s.seed = c.seed;
   const int64_t max_trajectories = int_option(ctx, "max_trajectories", 1, int64_t{1} << 31);
-  s.params.n = int_option(ctx, "rollouts_per_position", 1, engine::kMaxSamplesPerRequest);
-  CTM_CHECK(s.params.n <= 32767, "--rollouts_per_position ", s.params.n,
-            " does not fit the file's int16 counts");
+  // The file's counts are int16.
+  const int64_t rollouts = int_option(ctx, "rollouts_per_position", 1, std::numeric_limits<int16_t>::max());
   const std::string model_dir = resolve_model_path(c);
   const std::string model = model_label(c, model_dir);
-  s.params.temperature = option_given(ctx, "t") ? c.t : data::default_temperature(model, s.kind);
-  if (!(s.params.temperature >= engine::kGreedyTemperature))
-    throw UsageError(str("sampling: --t must be > 0 (got ", s.params.temperature, ")"));
-  s.params.top_p = top_p_option(ctx);
-  s.params.max_new_tokens = max_new_tokens_option(ctx);
-  s.params.stop = data::stop_strings(s.kind);
+  s.params = paper_sampling_params(ctx, model, s.kind, rollouts, "sampling");
   const std::string dpo_path = !c.cdpo_data_path.empty()
                                    ? c.cdpo_data_path
                                    : startup_data_paths(c, model, startup_tag(ctx, model)).dpo;
   std::string output = ctx.vm["output"].as<std::string>();
   if (output.empty())
     output = output_path(c, "data/rollout_sampling/" + model + "/" + c.dataset_name + ".rollouts.h5");
-  const std::string stats_path =
-      output.substr(0, output.size() -
-                           (output.size() > 3 && output.compare(output.size() - 3, 3, ".h5") == 0 ? 3 : 0)) +
-      ".stats.json";
+  const std::string stats_path = with_suffix_replaced(output, ".h5", ".stats.json");
   check_output_file(output);
   check_output_file(stats_path);
   std::vector<data::DpoPairText> texts = data::read_dpo_json(dpo_path);

@@ -85,8 +85,7 @@ ScoredPairPaths scored_pair_paths(const TaskContext& ctx, const std::string& mod
 }
 
 std::string release_ce_json_path(const std::string& dpo_path) {
-  const std::string stem = ends_with(dpo_path, ".json") ? dpo_path.substr(0, dpo_path.size() - 5) : dpo_path;
-  return stem + ".CE_scored.json";
+  return with_suffix_replaced(dpo_path, ".json", ".CE_scored.json");
 }
 
 std::vector<TokenizedPair> tokenize_pairs(const text::Tokenizer& tok,

@@ -29,6 +29,10 @@ std::string model_label(const CommonOptions& common, const std::string& model_di
 // The folder a task writes under: <output_dir>/<sub>.
 std::string output_path(const CommonOptions& common, const std::string& sub);
 
+// `path` with its suffix `old` (when it has it) replaced by `suffix`: ("a.rollouts.h5", ".h5", ".stats.json")
+// -> "a.rollouts.stats.json"; without `old`, `suffix` is appended.
+std::string with_suffix_replaced(const std::string& path, const std::string& old, const std::string& suffix);
+
 // A task option's value, checked against its range (ctm::UsageError naming the option otherwise).
 int64_t int_option(const TaskContext& ctx, const char* name, int64_t lo, int64_t hi);
 double real_option(const TaskContext& ctx, const char* name, double lo, double hi);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "ctm/data/dataset.hpp"
 #include "ctm/engine/engine.hpp"
 #include "ctm/io/json.hpp"
 #include "ctm/model/transformer.hpp"
@@ -22,6 +23,11 @@ void add_engine_options(po::options_description& desc);
 engine::EngineOptions engine_options(const TaskContext& ctx, const std::string& progress_label);
 int64_t max_new_tokens_option(const TaskContext& ctx);
 double top_p_option(const TaskContext& ctx);
+// How the startup data and the rollouts are sampled: n samples at --t when given, else the paper's
+// temperature for the model and data set (UsageError naming `task` unless > 0), --top_p, --max_new_tokens,
+// and the data set's stop strings.
+engine::SamplingParams paper_sampling_params(const TaskContext& ctx, const std::string& model,
+                                             data::DatasetKind kind, int64_t n, const std::string& task);
 
 struct InferenceModel {
   std::string dir;  // the model folder
