@@ -24,9 +24,9 @@ torch::Tensor ModelRunner::hidden(const std::vector<int64_t>& ids, const std::ve
   return h.reshape({n, h.size(2)});
 }
 
-torch::Tensor ModelRunner::logits(const torch::Tensor& hidden_RD) {
+torch::Tensor ModelRunner::logits(const torch::Tensor& hidden_RD, bool on_host) {
   const auto out = rows_ ? rows_->logits(hidden_RD) : model_.logits(hidden_RD);
-  return out.to(torch::kCPU, torch::kFloat32).contiguous();
+  return (on_host ? out.to(torch::kCPU, torch::kFloat32) : out.to(torch::kFloat32)).contiguous();
 }
 
 torch::Tensor ModelRunner::extend(SharedPrefixCache& cache, const BlockList& blocks, int64_t start,
@@ -39,7 +39,7 @@ torch::Tensor ModelRunner::extend(SharedPrefixCache& cache, const BlockList& blo
     cache.begin_extend(blocks, start + c0);
     const auto h = hidden(chunk_ids, positions, cache, /*one_sequence=*/true);  // [n, D]
     const int64_t from = std::max<int64_t>(first_logit - c0, 0);
-    if (from < n) rows.push_back(logits(h.narrow(0, from, n - from)));
+    if (from < n) rows.push_back(logits(h.narrow(0, from, n - from), /*on_host=*/true));
   }
   if (rows.empty()) return {};
   return rows.size() == 1 ? rows[0] : torch::cat(rows, 0);
@@ -48,7 +48,7 @@ torch::Tensor ModelRunner::extend(SharedPrefixCache& cache, const BlockList& blo
 torch::Tensor ModelRunner::decode(SharedPrefixCache& cache, std::vector<SharedPrefixCache::Slot> slots,
                                   const std::vector<int64_t>& ids, const std::vector<int64_t>& positions) {
   cache.begin_decode(std::move(slots));
-  return logits(hidden(ids, positions, cache, /*one_sequence=*/false));  // [S, V]
+  return logits(hidden(ids, positions, cache, /*one_sequence=*/false), /*on_host=*/false);  // [S, V]
 }
 
 }  // namespace ctm::engine

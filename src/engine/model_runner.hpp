@@ -1,5 +1,6 @@
 // The forward side of the engine (private to it): prefill and decode steps of the model through the KV cache,
-// returning float32 logits on the CPU. No scheduling, no sampling.
+// returning float32 logits (a prompt's on the CPU, a decode step's on the model's device). No scheduling, no
+// sampling.
 #pragma once
 
 #include <torch/torch.h>
@@ -26,7 +27,8 @@ class ModelRunner {
   torch::Tensor extend(SharedPrefixCache& cache, const BlockList& blocks, int64_t start, const int32_t* ids,
                        int64_t count, int64_t first_logit);
 
-  // One decode step: slot i feeds token ids[i] at position positions[i]. Returns the logits [S, V].
+  // One decode step: slot i feeds token ids[i] at position positions[i]. Returns the logits [S, V] on the
+  // model's device (a GPU's stay there for the batched sampler).
   torch::Tensor decode(SharedPrefixCache& cache, std::vector<SharedPrefixCache::Slot> slots,
                        const std::vector<int64_t>& ids, const std::vector<int64_t>& positions);
 
@@ -34,7 +36,7 @@ class ModelRunner {
   // Hidden states [R, D] of rows (token, position): the row decoder, or the model's torch forward.
   torch::Tensor hidden(const std::vector<int64_t>& ids, const std::vector<int64_t>& positions,
                        SharedPrefixCache& cache, bool one_sequence);
-  torch::Tensor logits(const torch::Tensor& hidden_RD);
+  torch::Tensor logits(const torch::Tensor& hidden_RD, bool on_host);
 
   model::Transformer& model_;
   std::unique_ptr<model::RowDecoder> rows_;  // CPU float32: ctm's kernels, no torch op per layer

@@ -40,11 +40,16 @@ void SharedPrefixCache::reserve(int64_t num_blocks) {
   if (num_blocks <= old) return;
   CTM_CHECK(num_blocks < (int64_t{1} << 31), "SharedPrefixCache: too many blocks (", num_blocks, ")");
   const auto opts = torch::dtype(dtype_).device(device_);
+  // The torch path reads whole blocks and masks the unused positions, whose values still enter a product
+  // (with weight 0): they must be finite, so its pools start at zero. The CPU kernel reads only what was
+  // written.
+  const auto make = [&](std::vector<int64_t> shape) {
+    return use_kernel() ? torch::empty(shape, opts) : torch::zeros(shape, opts);
+  };
   for (int64_t l = 0; l < num_layers_; ++l)
     for (auto* pool : {&k_pool_[l], &v_pool_[l]}) {
-      auto grown = pool == &k_pool_[l]
-                       ? torch::empty({num_blocks, num_kv_heads_, head_dim_, block_size_}, opts)
-                       : torch::empty({num_blocks, num_kv_heads_, block_size_, head_dim_}, opts);
+      auto grown = pool == &k_pool_[l] ? make({num_blocks, num_kv_heads_, head_dim_, block_size_})
+                                       : make({num_blocks, num_kv_heads_, block_size_, head_dim_});
       if (old > 0) grown.narrow(0, 0, old).copy_(*pool);
       *pool = std::move(grown);
     }
@@ -91,6 +96,7 @@ void SharedPrefixCache::begin_decode(std::vector<Slot> slots) {
     group_slots_.insert(group_slots_.end(), g.begin(), g.end());
     group_offsets_.push_back(static_cast<int64_t>(group_slots_.size()));
   }
+  if (!use_kernel()) build_batched_decode();
 }
 
 torch::Tensor SharedPrefixCache::attend(int64_t layer, const torch::Tensor& q_BHTD,
@@ -104,7 +110,7 @@ torch::Tensor SharedPrefixCache::attend(int64_t layer, const torch::Tensor& q_BH
                 "SharedPrefixCache: decode forward of shape ", q_BHTD.sizes(), " for ", slots_.size(),
                 " slots");
       return use_kernel() ? attend_decode_cpu(layer, q_BHTD, k_BKTD, v_BKTD)
-                          : attend_decode_reference(layer, q_BHTD, k_BKTD, v_BKTD);
+                          : attend_decode_batched(layer, q_BHTD, k_BKTD, v_BKTD);
     }
     default:
       throw Error("SharedPrefixCache: attend() without begin_extend() or begin_decode()");
@@ -112,6 +118,11 @@ torch::Tensor SharedPrefixCache::attend(int64_t layer, const torch::Tensor& q_BH
 }
 
 namespace {
+
+// int64 indices on a device.
+torch::Tensor index_tensor(const std::vector<int64_t>& values, torch::Device device) {
+  return torch::tensor(values, torch::kInt64).to(device);
+}
 
 // [1, heads, T, D] (one sequence) or [T, heads, 1, D] (T rows) as [T, heads, D].
 torch::Tensor as_rows(const torch::Tensor& x) {
@@ -174,14 +185,18 @@ torch::Tensor SharedPrefixCache::attend_extend(int64_t layer, const torch::Tenso
     const int64_t offsets[2] = {0, T};
     attend_cpu(layer, H, slots, members.data(), offsets, 1);
   } else {
+    std::vector<int64_t> block(T), offset(T);
     for (int64_t t = 0; t < T; ++t) {
-      const int64_t pos = start + t;
-      write_token(layer, (*extend_blocks_)[pos / block_size_], pos % block_size_, k_TKD[t], v_TKD[t]);
+      block[t] = (*extend_blocks_)[(start + t) / block_size_];
+      offset[t] = (start + t) % block_size_;
     }
+    write_rows(layer, index_tensor(block, device_), index_tensor(offset, device_), k_TKD, v_TKD);
+    const int64_t nb = blocks_for(start + T);
+    const auto table =
+        index_tensor({extend_blocks_->begin(), extend_blocks_->begin() + nb}, device_).view({1, nb});
     const auto keys =
-        gather(k_pool_[layer], *extend_blocks_, start + T, true).unsqueeze(0).to(q.scalar_type());
-    const auto values =
-        gather(v_pool_[layer], *extend_blocks_, start + T, false).unsqueeze(0).to(q.scalar_type());
+        gather(layer, /*keys=*/true, table).narrow(3, 0, start + T).transpose(2, 3).to(q.scalar_type());
+    const auto values = gather(layer, /*keys=*/false, table).narrow(2, 0, start + T).to(q.scalar_type());
     const auto opts = torch::dtype(torch::kInt64).device(q.device());
     const auto allowed =
         (torch::arange(start + T, opts).view({1, -1}) <= torch::arange(start, start + T, opts).view({-1, 1}))
@@ -195,42 +210,137 @@ torch::Tensor SharedPrefixCache::attend_extend(int64_t layer, const torch::Tenso
                                           : out_THD.view({T, H, 1, head_dim_});
 }
 
-void SharedPrefixCache::write_token(int64_t layer, int64_t block, int64_t offset, const torch::Tensor& k_KD,
-                                    const torch::Tensor& v_KD) {
-  k_pool_[layer][block].select(2, offset).copy_(k_KD);
-  v_pool_[layer][block].select(1, offset).copy_(v_KD);
+void SharedPrefixCache::set_force_reference(bool on) {
+  const bool was_kernel = use_kernel();
+  force_reference_ = on;
+  if (was_kernel && !use_kernel())  // the pools were made for the kernel: see reserve()
+    for (int64_t l = 0; l < num_layers_; ++l) {
+      k_pool_[l].zero_();
+      v_pool_[l].zero_();
+    }
 }
 
-torch::Tensor SharedPrefixCache::gather(const torch::Tensor& pool, const BlockList& blocks, int64_t len,
-                                        bool keys) const {
-  const int64_t nb = blocks_for(len);
-  const auto idx =
-      torch::tensor(std::vector<int64_t>(blocks.begin(), blocks.begin() + nb), torch::kInt64).to(device_);
-  return pool.index_select(0, idx)
-      .permute({1, 0, keys ? 3 : 2, keys ? 2 : 3})
-      .reshape({num_kv_heads_, nb * block_size_, head_dim_})
-      .narrow(1, 0, len);
+void SharedPrefixCache::write_rows(int64_t layer, const torch::Tensor& block_N, const torch::Tensor& offset_N,
+                                   const torch::Tensor& k_NKD, const torch::Tensor& v_NKD) {
+  using torch::indexing::Slice;
+  // Keys are transposed within a block ([.., head_dim, block_size]): the two indexed dimensions are not
+  // adjacent, so the indexed view is [N, K, D] in both pools.
+  k_pool_[layer].index_put_({block_N, Slice(), Slice(), offset_N}, k_NKD.to(dtype_));
+  v_pool_[layer].index_put_({block_N, Slice(), offset_N}, v_NKD.to(dtype_));
 }
 
-torch::Tensor SharedPrefixCache::attend_decode_reference(int64_t layer, const torch::Tensor& q,
-                                                         const torch::Tensor& k, const torch::Tensor& v) {
-  const int64_t S = q.size(0);
-  std::vector<torch::Tensor> outs;
+torch::Tensor SharedPrefixCache::gather(int64_t layer, bool keys, const torch::Tensor& blocks_NB) const {
+  const int64_t N = blocks_NB.size(0), nb = blocks_NB.size(1), K = num_kv_heads_, D = head_dim_;
+  const auto& pool = keys ? k_pool_[layer] : v_pool_[layer];
+  const auto x = pool.index_select(0, blocks_NB.reshape({-1})).view({N, nb, K, pool.size(2), pool.size(3)});
+  return keys ? x.permute({0, 2, 3, 1, 4}).reshape({N, K, D, nb * block_size_})
+              : x.permute({0, 2, 1, 3, 4}).reshape({N, K, nb * block_size_, D});
+}
+
+namespace {
+
+// [rows, cols] of a block table (padded with block 0) and its valid positions (the first len[r] of each row's
+// blocks).
+std::pair<torch::Tensor, torch::Tensor> block_table(const std::vector<const int32_t*>& blocks,
+                                                    const std::vector<int64_t>& lengths, int64_t block_size,
+                                                    torch::Device device) {
+  const int64_t rows = static_cast<int64_t>(blocks.size());
+  int64_t cols = 1;
+  for (int64_t len : lengths) cols = std::max(cols, (len + block_size - 1) / block_size);
+  std::vector<int64_t> table(rows * cols, 0);
+  std::vector<uint8_t> valid(rows * cols * block_size, 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < (lengths[r] + block_size - 1) / block_size; ++c)
+      table[r * cols + c] = blocks[r][c];
+    std::fill_n(valid.begin() + r * cols * block_size, lengths[r], 1);
+  }
+  auto valid_t = torch::from_blob(valid.data(), {rows, cols * block_size}, torch::kUInt8).to(torch::kBool);
+  return {index_tensor(table, device).view({rows, cols}), valid_t.to(device)};
+}
+
+// Attention of queries q [N, K, R, D] (R query heads per key/value head, in the model's dtype) over keys_t
+// [N, K, D, L] and values [N, K, L, D] where valid [N, L]: the output [N, K, R, D] and the log-sum-exp [N, K,
+// R, 1] of the scores, both float32. Scores and softmax in float32 (the products in the model's dtype, as
+// Hugging Face's eager attention). A row with no valid key gets a log-sum-exp near -1e30: no weight when
+// merged.
+std::pair<torch::Tensor, torch::Tensor> partial_attention(const torch::Tensor& q, const torch::Tensor& keys_t,
+                                                          const torch::Tensor& values,
+                                                          const torch::Tensor& valid, double scale) {
+  auto scores = torch::matmul(q, keys_t).to(torch::kFloat32).mul_(scale);
+  scores.masked_fill_(valid.logical_not().view({valid.size(0), 1, 1, valid.size(1)}), -1e30f);
+  const auto lse = torch::logsumexp(scores, -1, /*keepdim=*/true);
+  const auto probs = scores.sub_(lse).exp_().to(values.scalar_type());
+  return {torch::matmul(probs, values).to(torch::kFloat32), lse};
+}
+
+}  // namespace
+
+void SharedPrefixCache::build_batched_decode() {
+  const int64_t S = static_cast<int64_t>(slots_.size()), G = static_cast<int64_t>(group_offsets_.size()) - 1;
+  BatchedDecode& b = batched_;
+  b.groups = G;
+  b.group_size = 0;
+  for (int64_t g = 0; g < G; ++g)
+    b.group_size = std::max(b.group_size, group_offsets_[g + 1] - group_offsets_[g]);
+  std::vector<int64_t> write_block(S), write_offset(S), grid(G * b.group_size, S), cells(S), prefix_len(G),
+      suffix_len(S);
+  std::vector<const int32_t*> prefix_blocks(G), suffix_blocks(S);
   for (int64_t s = 0; s < S; ++s) {
     const Slot& slot = slots_[s];
-    const int64_t pos = slot.suffix_len;
-    write_token(layer, (*slot.suffix)[pos / block_size_], pos % block_size_, k[s].select(1, 0),
-                v[s].select(1, 0));
-    const auto keys = torch::cat({gather(k_pool_[layer], *slot.prefix, slot.prefix_len, true),
-                                  gather(k_pool_[layer], *slot.suffix, pos + 1, true)},
-                                 1);
-    const auto values = torch::cat({gather(v_pool_[layer], *slot.prefix, slot.prefix_len, false),
-                                    gather(v_pool_[layer], *slot.suffix, pos + 1, false)},
-                                   1);
-    outs.push_back(model::grouped_attention(q.narrow(0, s, 1), keys.unsqueeze(0).to(q.scalar_type()),
-                                            values.unsqueeze(0).to(q.scalar_type()), {}, /*causal=*/false));
+    write_block[s] = (*slot.suffix)[slot.suffix_len / block_size_];
+    write_offset[s] = slot.suffix_len % block_size_;
+    suffix_blocks[s] = slot.suffix->data();
+    suffix_len[s] = slot.suffix_len + 1;  // the new token included
   }
-  return torch::cat(outs, 0);
+  for (int64_t g = 0; g < G; ++g) {
+    const Slot& first = slots_[group_slots_[group_offsets_[g]]];
+    prefix_blocks[g] = first.prefix->data();
+    prefix_len[g] = first.prefix_len;
+    for (int64_t i = group_offsets_[g]; i < group_offsets_[g + 1]; ++i) {
+      const int64_t cell = g * b.group_size + (i - group_offsets_[g]);
+      grid[cell] = group_slots_[i];
+      cells[group_slots_[i]] = cell;
+    }
+  }
+  b.write_block = index_tensor(write_block, device_);
+  b.write_offset = index_tensor(write_offset, device_);
+  std::tie(b.prefix_blocks, b.prefix_valid) = block_table(prefix_blocks, prefix_len, block_size_, device_);
+  std::tie(b.suffix_blocks, b.suffix_valid) = block_table(suffix_blocks, suffix_len, block_size_, device_);
+  b.grid_rows = index_tensor(grid, device_);
+  b.slot_cells = index_tensor(cells, device_);
+}
+
+torch::Tensor SharedPrefixCache::attend_decode_batched(int64_t layer, const torch::Tensor& q_in,
+                                                       const torch::Tensor& k_in, const torch::Tensor& v_in) {
+  const BatchedDecode& b = batched_;
+  const int64_t S = q_in.size(0), H = q_in.size(1), K = num_kv_heads_, D = head_dim_, R = H / K;
+  const int64_t G = b.groups, M = b.group_size;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  write_rows(layer, b.write_block, b.write_offset, k_in.select(2, 0), v_in.select(2, 0));
+  const auto q_SHD = q_in.select(2, 0).to(dtype_);
+  // Prefixes: the queries of a group's slots on a [G, M] grid (empty cells: a zero row), one pass per group.
+  const auto padded = torch::cat({q_SHD, torch::zeros({1, H, D}, q_SHD.options())});
+  const auto q_grid =
+      padded.index_select(0, b.grid_rows).view({G, M, K, R, D}).transpose(1, 2).reshape({G, K, M * R, D});
+  auto [out_p, lse_p] =
+      partial_attention(q_grid, gather(layer, /*keys=*/true, b.prefix_blocks),
+                        gather(layer, /*keys=*/false, b.prefix_blocks), b.prefix_valid, scale);
+  const auto to_slots = [&](const torch::Tensor& x, int64_t last) {  // [G, K, M * R, last] -> [S, H, last]
+    return x.view({G, K, M, R, last}).transpose(1, 2).reshape({G * M, H, last}).index_select(0, b.slot_cells);
+  };
+  out_p = to_slots(out_p, D);
+  lse_p = to_slots(lse_p, 1);
+  // Suffixes: each slot over its own blocks.
+  auto [out_s, lse_s] =
+      partial_attention(q_SHD.view({S, K, R, D}), gather(layer, /*keys=*/true, b.suffix_blocks),
+                        gather(layer, /*keys=*/false, b.suffix_blocks), b.suffix_valid, scale);
+  out_s = out_s.view({S, H, D});
+  lse_s = lse_s.view({S, H, 1});
+  // softmax over [prefix, suffix] = the two partial softmaxes weighted by their shares of the total mass.
+  const auto top = torch::maximum(lse_p, lse_s);
+  const auto w_p = (lse_p - top).exp_(), w_s = (lse_s - top).exp_();
+  const auto out = (out_p * w_p + out_s * w_s) / (w_p + w_s);
+  return out.view({S, H, 1, D}).to(q_in.scalar_type());
 }
 
 SharedPrefixCache::NewRows SharedPrefixCache::new_rows(int64_t layer, const float* k, int64_t k_stride,

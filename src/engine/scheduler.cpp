@@ -7,6 +7,7 @@
 #include "ctm/core/error.hpp"
 #include "ctm/core/signal.hpp"
 #include "ctm/core/worker_pool.hpp"
+#include "ctm/engine/batch_sampler.hpp"
 #include "ctm/engine/sampler.hpp"
 #include "ctm/engine/stop.hpp"
 
@@ -205,6 +206,28 @@ int32_t Scheduler::draw(SampleState& s, const float* logits, bool first) {
   return sample_token(logits, ctx_.vocab, p.temperature, p.top_p, u, first ? p.forbid_first_tokens : none);
 }
 
+std::vector<int32_t> Scheduler::draw_step(const torch::Tensor& logits) {
+  const int64_t S = static_cast<int64_t>(active_.size());
+  if (!logits.device().is_cpu()) {  // on the device: each sample's uniform goes there, its token comes back
+    BatchDraw batch;
+    for (SampleState* s : active_) {
+      const auto& p = s->req->req->params;
+      batch.temperature.push_back(p.temperature);
+      batch.top_p.push_back(p.top_p);
+      batch.u.push_back(p.temperature < kGreedyTemperature ? 0.0 : s->rng.uniform());
+    }
+    return sample_tokens(logits.narrow(1, 0, ctx_.vocab), batch);
+  }
+  // On the CPU: in parallel, each from its own sample's generator.
+  const float* lp = logits.data_ptr<float>();
+  const int64_t V = logits.size(1);
+  std::vector<int32_t> tokens(S);
+  parallel_ranges(S, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) tokens[i] = draw(*active_[i], lp + i * V, /*first=*/false);
+  });
+  return tokens;
+}
+
 bool Scheduler::accept(SampleState& s, int32_t token) {
   const auto& p = s.req->req->params;
   s.out.token_ids.push_back(token);
@@ -258,13 +281,7 @@ void Scheduler::step() {
   ctx_.stats.decode_slot_steps += S;
 
   const auto t1 = Clock::now();
-  const float* lp = logits.data_ptr<float>();
-  const int64_t V = logits.size(1);
-  // Draws in parallel (each from its own sample's generator), then the bookkeeping in order.
-  std::vector<int32_t> tokens(S);
-  parallel_ranges(S, 4, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) tokens[i] = draw(*active_[i], lp + i * V, /*first=*/false);
-  });
+  const std::vector<int32_t> tokens = draw_step(logits);
   std::vector<SampleState*> still;
   still.reserve(S);
   for (int64_t i = 0; i < S; ++i) {

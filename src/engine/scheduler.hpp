@@ -80,6 +80,8 @@ class Scheduler {
   void build_prompt(RequestState& st, torch::Tensor& logits);
   void step();  // one decode step over the active samples
   int32_t draw(SampleState& s, const float* logits, bool first);
+  // The next token of every active sample from a decode step's logits [S, V] (CPU or device).
+  std::vector<int32_t> draw_step(const torch::Tensor& logits);
   bool accept(SampleState& s, int32_t token);  // true when the sample is finished
   void finish_request(RequestState& st);
 

@@ -31,11 +31,15 @@ model::ModelConfig small_config() {
 
 // Runs one layer: prefill of two prompts, then `steps` decode steps of three slots (two share prompt A).
 // Returns the largest difference to the dense reference over every decode step.
-double run_against_dense(bool force_reference, int64_t block_size) {
+// In bfloat16 the inputs are rounded to it first, so the reference sees the same numbers.
+double run_against_dense(bool force_reference, int64_t block_size, torch::Dtype dtype = torch::kFloat32) {
   torch::manual_seed(3);
   const auto cfg = small_config();
   const int64_t H = cfg.num_heads, K = cfg.num_kv_heads, D = cfg.head_dim;
-  SharedPrefixCache cache(cfg, 64, block_size, torch::kCPU, torch::kFloat32);
+  SharedPrefixCache cache(cfg, 64, block_size, torch::kCPU, dtype);
+  const auto randn = [&](std::vector<int64_t> shape) {
+    return torch::randn(shape).to(dtype).to(torch::kFloat32);
+  };
   cache.set_force_reference(force_reference);
   const int64_t PA = 11, PB = 5;
   BlockList prefix_a, prefix_b;
@@ -43,9 +47,10 @@ double run_against_dense(bool force_reference, int64_t block_size) {
   EXPECT_TRUE(cache.allocate(cache.blocks_for(PB), prefix_b));
   std::vector<torch::Tensor> dense_k, dense_v;  // per slot [K, T, D]
   auto prefill = [&](const BlockList& blocks, int64_t P) {
-    const auto q = torch::randn({1, H, P, D}), k = torch::randn({1, K, P, D}), v = torch::randn({1, K, P, D});
+    const auto q = randn({1, H, P, D}), k = randn({1, K, P, D}), v = randn({1, K, P, D});
     cache.begin_prefill(blocks);
-    for (int64_t layer = 0; layer < cfg.num_layers; ++layer) cache.attend(layer, q, k, v);
+    for (int64_t layer = 0; layer < cfg.num_layers; ++layer)
+      cache.attend(layer, q.to(dtype), k.to(dtype), v.to(dtype));
     return std::make_pair(k[0], v[0]);
   };
   const auto [ka, va] = prefill(prefix_a, PA);
@@ -62,9 +67,10 @@ double run_against_dense(bool force_reference, int64_t block_size) {
     std::vector<SharedPrefixCache::Slot> slots;
     for (int64_t s = 0; s < 3; ++s) slots.push_back({prefix_of[s], plen[s], &suffix[s], step});
     cache.begin_decode(slots);
-    const auto q = torch::randn({3, H, 1, D}), k = torch::randn({3, K, 1, D}), v = torch::randn({3, K, 1, D});
+    const auto q = randn({3, H, 1, D}), k = randn({3, K, 1, D}), v = randn({3, K, 1, D});
     torch::Tensor out;
-    for (int64_t layer = 0; layer < cfg.num_layers; ++layer) out = cache.attend(layer, q, k, v);
+    for (int64_t layer = 0; layer < cfg.num_layers; ++layer)
+      out = cache.attend(layer, q.to(dtype), k.to(dtype), v.to(dtype)).to(torch::kFloat32);
     for (int64_t s = 0; s < 3; ++s) {
       dense_k[s] = torch::cat({dense_k[s], k[s]}, 1);
       dense_v[s] = torch::cat({dense_v[s], v[s]}, 1);
@@ -84,9 +90,21 @@ TEST(SharedPrefixCache, KernelMatchesDenseAttention) {
   }
 }
 
+// The batched torch-op path (CUDA's): one group of two slots and one of one, prefixes ending inside a block.
 TEST(SharedPrefixCache, TorchPathMatchesDenseAttention) {
-  const double err = run_against_dense(true, 4);
-  EXPECT_LT(err, 1e-5) << "max abs error " << err;
+  for (int64_t bs : {1, 4, 16}) {
+    const double err = run_against_dense(true, bs);
+    EXPECT_LT(err, 1e-5) << "block size " << bs << ": max abs error " << err;
+  }
+}
+
+// In bfloat16 (the GPU's KV dtype): the products round to bfloat16, the softmax stays float32.
+TEST(SharedPrefixCache, TorchPathMatchesDenseAttentionInBf16) {
+  for (int64_t bs : {4, 16}) {
+    const double err = run_against_dense(true, bs, torch::kBFloat16);
+    EXPECT_LT(err, 3e-2) << "block size " << bs << ": max abs error " << err;
+    EXPECT_GT(err, 0.0) << "bfloat16 products should round";
+  }
 }
 
 namespace {

@@ -68,14 +68,20 @@ class SharedPrefixCache : public model::AttentionBackend {
   torch::Tensor attend(int64_t layer, const torch::Tensor& q_BHTD, const torch::Tensor& k_BKTD,
                        const torch::Tensor& v_BKTD) override;
 
-  // Use the torch-op path even where the CPU kernel applies (tests compare the two).
-  void set_force_reference(bool on) { force_reference_ = on; }
+  // Use the torch-op path (the one CUDA and non-float32 pools take) even where the CPU kernel applies (tests
+  // compare the two).
+  void set_force_reference(bool on);
 
  private:
   torch::Tensor attend_extend(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
                               const torch::Tensor& v);
-  torch::Tensor attend_decode_reference(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
-                                        const torch::Tensor& v);
+  // The torch-op decode: a few batched operations per layer whatever the slot count (no per-slot launch on a
+  // GPU). Each group's prefix is gathered once and attended by all its slots' queries; each slot's suffix is
+  // gathered by its block table; the two partial softmaxes are merged by their log-sum-exps.
+  torch::Tensor attend_decode_batched(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
+                                      const torch::Tensor& v);
+  // The index tensors of the batched decode, built once per step (begin_decode) on the pool's device.
+  void build_batched_decode();
   // New keys/values: rows of [K, D] (k + r * k_stride, v + r * v_stride); row r goes to position
   // positions[r] of block list blocks[r], in the pools of one layer.
   struct NewRows {
@@ -99,10 +105,12 @@ class SharedPrefixCache : public model::AttentionBackend {
   torch::Tensor attend_decode_cpu(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
                                   const torch::Tensor& v);
   bool use_kernel() const { return !force_reference_ && device_.is_cpu() && dtype_ == torch::kFloat32; }
-  void write_token(int64_t layer, int64_t block, int64_t offset, const torch::Tensor& k_KD,
-                   const torch::Tensor& v_KD);
-  // [K, len, D] keys (or values) of a block list, for the reference path.
-  torch::Tensor gather(const torch::Tensor& pool, const BlockList& blocks, int64_t len, bool keys) const;
+  // Writes rows [N, K, D] of new keys/values at (block[n], offset[n]) of one layer's pools (int64 indices on
+  // the pool's device).
+  void write_rows(int64_t layer, const torch::Tensor& block_N, const torch::Tensor& offset_N,
+                  const torch::Tensor& k_NKD, const torch::Tensor& v_NKD);
+  // The blocks of tables [N, nb]: keys as [N, K, D, nb * block_size], values as [N, K, nb * block_size, D].
+  torch::Tensor gather(int64_t layer, bool keys, const torch::Tensor& blocks_NB) const;
 
   enum class Mode { None, Extend, Decode };
   int64_t num_layers_, num_kv_heads_, head_dim_, block_size_;
@@ -117,6 +125,16 @@ class SharedPrefixCache : public model::AttentionBackend {
   int64_t extend_start_ = 0;
   std::vector<Slot> slots_;
   std::vector<int64_t> group_slots_, group_offsets_;  // slots grouped by shared prefix
+  // The batched decode's tables (torch path): where each slot writes, each group's prefix blocks and valid
+  // positions, each slot's suffix blocks and valid positions, the query rows of the groups' [G, M] grid
+  // (index S: a zero row) and each slot's place in it.
+  struct BatchedDecode {
+    torch::Tensor write_block, write_offset;    // [S]
+    torch::Tensor prefix_blocks, prefix_valid;  // [G, nbp], [G, nbp * block_size]
+    torch::Tensor suffix_blocks, suffix_valid;  // [S, nbs], [S, nbs * block_size]
+    torch::Tensor grid_rows, slot_cells;        // [G * M], [S]
+    int64_t groups = 0, group_size = 0;         // G, M
+  } batched_;
   bool force_reference_ = false;
 };
 
