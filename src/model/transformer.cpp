@@ -12,14 +12,68 @@ namespace ctm::model {
 
 torch::Tensor Linear::forward(const torch::Tensor& x, bool lora_enabled, bool training) const {
   auto y = apply_linear(x, weight, bias);
-  if (lora && lora_enabled) {
-    auto xl = x.to(lora->A_rI.scalar_type());
-    if (training && lora->dropout > 0) xl = torch::dropout(xl, lora->dropout, /*train=*/true);
-    auto delta = torch::linear(torch::linear(xl, lora->A_rI), lora->B_Or) * lora->scaling;
-    y = y + delta.to(y.scalar_type());
-  }
+  if (lora && lora_enabled) y = y + lora_term(x, training).to(y.scalar_type());
   return y;
 }
+
+torch::Tensor Linear::lora_term(const torch::Tensor& x, bool training) const {
+  auto xl = x.to(lora->A_rI.scalar_type());
+  if (training && lora->dropout > 0) xl = torch::dropout(xl, lora->dropout, /*train=*/true);
+  return torch::linear(torch::linear(xl, lora->A_rI), lora->B_Or) * lora->scaling;
+}
+
+namespace {
+
+// Makes the parts' weights (and biases) views of one stacked tensor each.
+void stack_projections(const std::vector<Linear*>& parts, torch::Tensor& weight, torch::Tensor& bias) {
+  int64_t rows = 0;
+  for (const Linear* p : parts) rows += p->weight.size(0);
+  const auto& first = parts.front()->weight;
+  weight = torch::empty({rows, first.size(1)}, first.options());
+  if (parts.front()->bias.defined()) bias = torch::empty({rows}, parts.front()->bias.options());
+  int64_t row = 0;
+  for (Linear* p : parts) {
+    const int64_t n = p->weight.size(0);
+    p->weight = weight.narrow(0, row, n);
+    if (bias.defined()) p->bias = bias.narrow(0, row, n);
+    row += n;
+  }
+}
+
+// Whether the parts' weights (and biases) still tile the stacked tensors, in order.
+bool tiles(const std::vector<const Linear*>& parts, const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (!weight.defined()) return false;
+  const auto* w = static_cast<const char*>(weight.data_ptr());
+  const auto* b = bias.defined() ? static_cast<const char*>(bias.data_ptr()) : nullptr;
+  int64_t row = 0;
+  for (const Linear* p : parts) {
+    if (!p->weight.is_contiguous() ||
+        p->weight.data_ptr() != w + row * weight.stride(0) * weight.element_size())
+      return false;
+    if (p->bias.defined() != (b != nullptr) || (b && p->bias.data_ptr() != b + row * bias.element_size()))
+      return false;
+    row += p->weight.size(0);
+  }
+  return row == weight.size(0);
+}
+
+// The parts' outputs from one product with the stacked weight, each with its own LoRA term.
+std::vector<torch::Tensor> stacked_forward(const std::vector<const Linear*>& parts,
+                                           const torch::Tensor& weight, const torch::Tensor& bias,
+                                           const torch::Tensor& x, bool lora, bool train) {
+  const auto y = apply_linear(x, weight, bias);
+  std::vector<torch::Tensor> out;
+  int64_t col = 0;
+  for (const Linear* p : parts) {
+    const int64_t n = p->weight.size(0);
+    auto part = y.narrow(-1, col, n);
+    out.push_back(p->lora && lora ? part + p->lora_term(x, train).to(part.scalar_type()) : part);
+    col += n;
+  }
+  return out;
+}
+
+}  // namespace
 
 const std::vector<std::string>& projection_names() {
   static const std::vector<std::string> names = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
@@ -98,11 +152,16 @@ Transformer::Transformer(ModelConfig config, torch::Device device, torch::Dtype 
     L.gate_proj = linear(F, D, c.mlp_bias);
     L.up_proj = linear(F, D, c.mlp_bias);
     L.down_proj = linear(D, F, c.mlp_bias);
+    if (weights == Weights::kAllocate) {
+      stack_projections({&L.q_proj, &L.k_proj, &L.v_proj}, L.qkv_weight, L.qkv_bias);
+      stack_projections({&L.gate_proj, &L.up_proj}, L.gate_up_weight, L.gate_up_bias);
+    }
     layers_.push_back(std::move(L));
   }
   norm_ = torch::empty({D}, opts);
   if (!c.tie_word_embeddings) lm_head_ = torch::empty({c.vocab_size, D}, opts);
   inv_freq_ = rope_inv_freq(c).to(device);
+  fused_projections_ = device.is_cuda();
 }
 
 std::pair<torch::Tensor, torch::Tensor> Transformer::rope_cos_sin(const torch::Tensor& positions_BT) const {
@@ -113,6 +172,12 @@ std::pair<torch::Tensor, torch::Tensor> Transformer::rope_cos_sin(const torch::T
   return {emb.cos().to(dtype_), emb.sin().to(dtype_)};
 }
 
+bool Transformer::projections_stacked(int64_t i) const {
+  const DecoderLayer& L = layers_.at(i);
+  return tiles({&L.q_proj, &L.k_proj, &L.v_proj}, L.qkv_weight, L.qkv_bias) &&
+         tiles({&L.gate_proj, &L.up_proj}, L.gate_up_weight, L.gate_up_bias);
+}
+
 torch::Tensor Transformer::decoder_layer(int64_t i, const torch::Tensor& x_BTD, const torch::Tensor& cos,
                                          const torch::Tensor& sin, AttentionBackend& attn, bool lora,
                                          bool train) const {
@@ -121,10 +186,15 @@ torch::Tensor Transformer::decoder_layer(int64_t i, const torch::Tensor& x_BTD, 
   const int64_t B = x_BTD.size(0), T = x_BTD.size(1);
 
   const auto h_BTD = rms_norm(x_BTD, L.input_layernorm, c.rms_norm_eps);
-  auto q = L.q_proj.forward(h_BTD, lora, train).view({B, T, c.num_heads, c.head_dim}).transpose(1, 2);
-  auto k = L.k_proj.forward(h_BTD, lora, train).view({B, T, c.num_kv_heads, c.head_dim}).transpose(1, 2);
-  const auto v =
-      L.v_proj.forward(h_BTD, lora, train).view({B, T, c.num_kv_heads, c.head_dim}).transpose(1, 2);
+  const std::vector<const Linear*> qkv_parts = {&L.q_proj, &L.k_proj, &L.v_proj};
+  const auto qkv = fused_projections_ && tiles(qkv_parts, L.qkv_weight, L.qkv_bias)
+                       ? stacked_forward(qkv_parts, L.qkv_weight, L.qkv_bias, h_BTD, lora, train)
+                       : std::vector<torch::Tensor>{L.q_proj.forward(h_BTD, lora, train),
+                                                    L.k_proj.forward(h_BTD, lora, train),
+                                                    L.v_proj.forward(h_BTD, lora, train)};
+  auto q = qkv[0].reshape({B, T, c.num_heads, c.head_dim}).transpose(1, 2);
+  auto k = qkv[1].reshape({B, T, c.num_kv_heads, c.head_dim}).transpose(1, 2);
+  const auto v = qkv[2].reshape({B, T, c.num_kv_heads, c.head_dim}).transpose(1, 2);
   q = apply_rope(q, cos, sin);
   k = apply_rope(k, cos, sin);
   const auto att_BHTD = attn.attend(i, q, k, v);
@@ -132,9 +202,13 @@ torch::Tensor Transformer::decoder_layer(int64_t i, const torch::Tensor& x_BTD, 
   const auto x1_BTD = x_BTD + L.o_proj.forward(att_BTQ, lora, train);
 
   const auto h2_BTD = rms_norm(x1_BTD, L.post_attention_layernorm, c.rms_norm_eps);
-  const auto gate_BTF = L.gate_proj.forward(h2_BTD, lora, train);
-  const auto up_BTF = L.up_proj.forward(h2_BTD, lora, train);
-  return x1_BTD + L.down_proj.forward(torch::silu(gate_BTF) * up_BTF, lora, train);
+  const std::vector<const Linear*> gate_up_parts = {&L.gate_proj, &L.up_proj};
+  const auto gate_up =
+      fused_projections_ && tiles(gate_up_parts, L.gate_up_weight, L.gate_up_bias)
+          ? stacked_forward(gate_up_parts, L.gate_up_weight, L.gate_up_bias, h2_BTD, lora, train)
+          : std::vector<torch::Tensor>{L.gate_proj.forward(h2_BTD, lora, train),
+                                       L.up_proj.forward(h2_BTD, lora, train)};
+  return x1_BTD + L.down_proj.forward(torch::silu(gate_up[0]) * gate_up[1], lora, train);
 }
 
 torch::Tensor Transformer::forward_hidden(const torch::Tensor& ids_BT, const torch::Tensor& positions_BT,

@@ -43,11 +43,17 @@ struct Linear {
   torch::Tensor bias;                 // [out] or undefined
   std::shared_ptr<LoraAdapter> lora;  // null: no adapter
   torch::Tensor forward(const torch::Tensor& x, bool lora_enabled, bool training) const;
+  torch::Tensor lora_term(const torch::Tensor& x,
+                          bool training) const;  // scaling * B(A(dropout(x))); needs lora
 };
 
 struct DecoderLayer {
   torch::Tensor input_layernorm, post_attention_layernorm;  // [D]
   Linear q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj;
+  // The storage q/k/v and gate/up are views of (rows stacked; biases likewise when present), so that one
+  // product serves each group. Undefined for placeholder weights; ignored once a projection's weight is
+  // replaced rather than written in place (then the views no longer tile it).
+  torch::Tensor qkv_weight, qkv_bias, gate_up_weight, gate_up_bias;
   const Linear* projection(const std::string& name) const;  // "q_proj" ... "down_proj"; nullptr if unknown
   Linear* projection(const std::string& name) {
     return const_cast<Linear*>(static_cast<const DecoderLayer*>(this)->projection(name));
@@ -103,6 +109,15 @@ class Transformer {
   std::vector<torch::Tensor> parameters() const;
   void set_requires_grad(bool trainable);  // base weights (full-parameter training); false after loading
 
+  // q/k/v and gate/up as one product each (a LoRA adapter's term added to its slice): fewer kernel launches
+  // per layer, the same numbers up to the product's rounding. On by default on GPUs, where a decode step is
+  // bound by launches; off on the CPU, where float32 results stay the same bits as the sharded model's
+  // (which has no fused storage).
+  void set_fused_projections(bool on) { fused_projections_ = on; }
+  bool fused_projections() const { return fused_projections_; }
+  // Whether layer i's q/k/v and gate/up weights still tile their stacked storage (fusion possible).
+  bool projections_stacked(int64_t i) const;
+
   // Dropout (LoRA) is active only in training mode.
   void set_training(bool training) { training_ = training; }
   bool training() const { return training_; }
@@ -150,6 +165,7 @@ class Transformer {
   torch::Tensor lm_head_;   // [V, D]; undefined when tied
   torch::Tensor inv_freq_;  // [head_dim / 2] float32, llama3 scaling applied
   bool training_ = false;
+  bool fused_projections_ = false;
   bool lora_enabled_ = true;
   std::optional<LoraConfig> lora_config_;
   std::function<void(int64_t)> before_layer_;
