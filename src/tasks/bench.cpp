@@ -140,7 +140,10 @@ void add_bench_options(po::options_description& desc) {
     ("new_tokens", po::value<int64_t>()->default_value(64), "sampling: tokens generated per sample")
     ("rollout_prefix", po::value<int64_t>()->default_value(512), "sampling: shared prefix of the 64 rollouts")
     ("cases", po::value<std::string>()->default_value("b1,b8,b64,rollouts,tiny,tiny_rollouts"),
-     "sampling: the rows to run (b1 b8 b64 rollouts: a random 110M Llama; tiny tiny_rollouts: the tiny model)")
+     "sampling: the rows to run (b1 b8 b64 b256 rollouts: the random model of --shape; tiny tiny_rollouts: the "
+     "tiny model); on a GPU the default is b1,b8,b64,b256")
+    ("shape", po::value<std::string>()->default_value(""),
+     "sampling: the random model, 110m or 8b (Llama-3-8B's shape); default 110m on the CPU, 8b on a GPU")
     ("repeat", po::value<int>()->default_value(1), "sampling: runs of each row (the machine is shared: ranges)");
   // clang-format on
 }
