@@ -40,9 +40,9 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 left() { echo $((BUDGET - ($(date +%s) - T0))); }
 limit() { local l=$(($(left) - $1)); echo $((l < $2 ? $2 : l)); }  # seconds left less $1, at least $2
-SYS_LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}
-py() { LD_LIBRARY_PATH=$SYS_LD_LIBRARY_PATH python3 "$@"; }  # the image's python, without our libraries
 case "$BUILD" in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+# shellcheck source=tools/gpu/build.sh
+source tools/gpu/build.sh  # py, ctm_gpu_detect, ctm_gpu_configure
 CTM=$BUILD/ctm
 
 # ---- 0. the machine --------------------------------------------------------------------------------------
@@ -56,29 +56,7 @@ echo "gcc: $(g++ --version 2>&1 | head -1)"
 echo "cmake: $(cmake --version 2>&1 | head -1); ninja $(ninja --version 2>&1)"
 py -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(),
       "cxx11abi", torch._C._GLIBCXX_USE_CXX11_ABI, "device", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")'
-TORCH_PREFIX=${TORCH_PREFIX:-$(py -c 'import torch; print(torch.utils.cmake_prefix_path)')}
-echo "torch cmake prefix: ${TORCH_PREFIX:-none}"
-NVCC=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null || true)
-CUDA_HOME=${CUDA_HOME:-${NVCC:+$(dirname "$(dirname "$(readlink -f "$NVCC")")")}}
-echo "nvcc: ${NVCC:-none} ($("${NVCC:-false}" --version 2>/dev/null | tail -1)); CUDA_HOME=${CUDA_HOME:-none}"
-# NVTX3 headers: torch's cuda.cmake falls back to CUDA::nvToolsExt (gone since CUDA 12.9) when it cannot find them.
-NVTX3=""
-for d in "${CUDA_HOME:-/nonexistent}/include" "${CUDA_HOME:-/nonexistent}/targets/x86_64-linux/include" \
-  $(py -c 'import nvidia, os; print(" ".join(os.path.join(p, x, "include") for p in nvidia.__path__ for x in os.listdir(p)))' 2>/dev/null) \
-  /usr/local/cuda/include /usr/include; do
-  if [ -d "$d/nvtx3" ]; then NVTX3=$d; break; fi
-done
-echo "nvtx3: ${NVTX3:-not found}"
-# NCCL for the NCCL backend (CTM_CUDA=ON builds it): the one PyTorch ships (the nvidia-nccl wheel), else the
-# toolkit's or the system's. Without one the build goes on with CTM_WITH_NCCL=OFF and the NCCL step fails.
-NCCL_ROOT=${NCCL_ROOT:-$(py -c 'import nvidia.nccl; print(list(nvidia.nccl.__path__)[0])' 2>/dev/null)}
-if [ ! -f "${NCCL_ROOT:-/nonexistent}/include/nccl.h" ]; then
-  NCCL_ROOT=""
-  for d in "${CUDA_HOME:-/nonexistent}" /usr; do
-    if [ -f "$d/include/nccl.h" ]; then NCCL_ROOT=$d; break; fi
-  done
-fi
-echo "nccl: ${NCCL_ROOT:-not found}"
+ctm_gpu_detect
 
 # ---- 1. the carried dependencies ----------------------------------------------------------------------------
 t=$(now)
@@ -93,16 +71,8 @@ fi
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   t=$(now)
   rm -rf "$BUILD"
-  cuda_args=(-DCMAKE_CUDA_ARCHITECTURES=90)
-  [ -n "$NVCC" ] && cuda_args+=(-DCMAKE_CUDA_COMPILER="$NVCC")
-  [ -n "$CUDA_HOME" ] && cuda_args+=(-DCUDAToolkit_ROOT="$CUDA_HOME" -DCUDA_TOOLKIT_ROOT_DIR="$CUDA_HOME")
-  [ -n "$NVTX3" ] && cuda_args+=(-DUSE_SYSTEM_NVTX=ON -Dnvtx3_dir="$NVTX3")
-  if [ -n "$NCCL_ROOT" ]; then cuda_args+=(-DNCCL_ROOT="$NCCL_ROOT"); else cuda_args+=(-DCTM_WITH_NCCL=OFF); fi
-  export TORCH_CUDA_ARCH_LIST=9.0
   echo "== configure" | tee "$OUT/build.log"
-  if cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCTM_CUDA=ON -DCCACHE_PROGRAM=OFF \
-    -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$GPUDEPS_PREFIX_PATH" "${GPUDEPS_CMAKE_ARGS[@]}" "${cuda_args[@]}" \
-    >>"$OUT/build.log" 2>&1; then
+  if ctm_gpu_configure "$BUILD" "$OUT/build.log"; then
     row configure PASS "$(since "$t")" "$(grep -m1 -o 'Found Torch: [^ ]*' "$OUT/build.log")"
   else
     grep -A12 'CMake Error' "$OUT/build.log" | head -60
