@@ -5,7 +5,7 @@
 # kill -9 resumes to the same file; analyse and the plot run on it. --search adaptive beside exhaustive (10
 # rollouts a position, so that a first wave of 8 can stop a position early): the same rollouts where it makes
 # them, the same critical positions where the exhaustive classes have no G after a Z, fewer tokens, the same
-# file after kill -9 and a resume, and analyse runs on it.
+# file after kill -9 and a resume, and analyse and the plot run on it.
 source "$(dirname "$0")/lib.bash"
 export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cd "$TMP"
@@ -140,6 +140,8 @@ print(f"adaptive: {monotone} of 3 monotone trajectories, the same critical posit
 PY
 expect_exit 0 "$CTM" analyse --rollouts "$TMP/ad.rollouts.h5" --ce_scores none
 expect_output '^pass@k +with +without$'
+expect_exit 0 /usr/bin/python3 "$SRC/tools/plot_rollouts.py" "$TMP/ad.rollouts.h5" --out "$TMP/png"
+[ -s "$TMP/png/ad.rollouts.trajectory0.png" ] || { echo "FAIL: no figure of an adaptive file"; fails=$((fails+1)); }
 
 expect_exit 0 "$CTM" analyse --rollouts "$TMP/one.rollouts.h5" --ce_scores none
 expect_output '^pass@k +with +without$'
