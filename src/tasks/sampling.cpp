@@ -208,7 +208,7 @@ bool sample_adaptive(TrajectoryRollouts& rollouts, const Sampled& out, const Set
       for (int64_t i : positions)
         if (data::success_class(correct[static_cast<size_t>(i)]) != data::SuccessClass::G)
           rest.emplace_back(i, false);
-      if (!rollouts.run(rest, s.params.n)) return classes;
+      if (!rest.empty() && !rollouts.run(rest, s.params.n)) return classes;
     }
     for (int64_t i : positions) classes.push_back(data::success_class(correct[static_cast<size_t>(i)]));
     return classes;
