@@ -51,6 +51,8 @@ PromptPlan plan_from_prefix(const Request& r, int64_t block_size) {
 void validate_request(const Request& r, int64_t index, const SchedulerContext& ctx, RequestState& st) {
   const auto& p = r.params;
   const std::string where = str("request ", index, " (id ", r.id, ")");
+  CTM_CHECK(r.first_sample >= 0 && r.first_sample <= (int64_t{1} << 40), where,
+            ": first_sample must be in [0, 2^40] (got ", r.first_sample, ")");
   CTM_CHECK(p.n >= 1 && p.n <= kMaxSamplesPerRequest, where, ": n must be in [1, ", kMaxSamplesPerRequest,
             "] (got ", p.n, ")");
   CTM_CHECK(p.max_new_tokens >= 1, where, ": max_new_tokens must be >= 1 (got ", p.max_new_tokens, ")");
@@ -169,7 +171,8 @@ bool Scheduler::open_request(RequestState& st) {
   ++ctx_.stats.requests;
   st.remaining = r.params.n;
   for (int64_t j = 0; j < r.params.n; ++j)
-    st.samples.push_back(std::make_unique<SampleState>(&st, j, mix_seed(r.seed, r.id, j), ctx_.tokenizer));
+    st.samples.push_back(
+        std::make_unique<SampleState>(&st, j, mix_seed(r.seed, r.id, r.first_sample + j), ctx_.tokenizer));
   ctx_.stats.samples += r.params.n;
   std::vector<SampleState*> fresh;
   for (auto& s : st.samples) fresh.push_back(s.get());

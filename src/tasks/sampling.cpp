@@ -105,14 +105,15 @@ class TrajectoryRollouts {
         alt_ok_(ids_.size()),
         prefix_(eng.cache_prefix(ids_, start_ - 1)) {}
 
-  // n rollouts from each (position, without); false when the engine stopped before finishing them.
-  bool run(const std::vector<std::pair<int64_t, bool>>& what, int64_t n) {
+  // Rollouts first .. n-1 from each (position, without), added to those made before (first > 0: rollouts 0 ..
+  // first-1 are in); false when the engine stopped before finishing them.
+  bool run(const std::vector<std::pair<int64_t, bool>>& what, int64_t n, int64_t first = 0) {
     std::vector<engine::Request> requests;
-    for (const auto& [i, without] : what) requests.push_back(request(i, without, n));
+    for (const auto& [i, without] : what) requests.push_back(request(i, without, n - first, first));
     const std::vector<engine::RequestOutput> results = eng_.generate(requests);
     for (size_t k = 0; k < results.size(); ++k) {
-      if (results[k].completions.size() != static_cast<size_t>(n)) return false;  // not started
-      record(what[k].first, what[k].second, results[k].completions);
+      if (results[k].completions.size() != static_cast<size_t>(n - first)) return false;  // not started
+      record(what[k].first, what[k].second, results[k].completions, first);
     }
     return true;
   }
@@ -131,25 +132,27 @@ class TrajectoryRollouts {
 
  private:
   // Request ids are unique per (pair, position, kind), so every rollout is seeded by (seed, pair, position,
-  // kind, sample index), whatever n: the first k samples of n are those of a request for k.
-  engine::Request request(int64_t i, bool without, int64_t n) const {
+  // kind, sample index), whatever n: the first k samples of n are those of a request for k, and a request
+  // from sample k on continues it.
+  engine::Request request(int64_t i, bool without, int64_t n, int64_t first) const {
     engine::Request r;
     r.id = (pair_ << 32) | (i << 1) | (without ? 1 : 0);
     r.prefix = prefix_;
     r.prefix_len = without ? i : i + 1;
     r.params = s_.params;
     r.params.n = n;
+    r.first_sample = first;
     if (without) r.params.forbid_first_tokens = {ids_[static_cast<size_t>(i)]};
     r.seed = s_.seed;
     return r;
   }
 
-  void record(int64_t i, bool without, const std::vector<engine::Completion>& completions) {
+  void record(int64_t i, bool without, const std::vector<engine::Completion>& completions, int64_t first) {
     const auto u = static_cast<size_t>(i);
     const std::string head =
         tok_.decode(std::vector<int32_t>(ids_.begin() + start_, ids_.begin() + (without ? i : i + 1)));
     int16_t correct = 0;
-    if (without) {
+    if (without && first == 0) {
       alts_[u].clear();
       alt_ok_[u].clear();
     }
@@ -164,8 +167,10 @@ class TrajectoryRollouts {
     }
     out_.rollouts += static_cast<int64_t>(completions.size());
     io::Trajectory& t = out_.t;
-    (without ? t.without_correct : t.with_correct)[u] = correct;
-    (without ? t.without_total : t.with_total)[u] = static_cast<int16_t>(completions.size());
+    auto& total = (without ? t.without_total : t.with_total)[u];
+    auto& correct_so_far = (without ? t.without_correct : t.with_correct)[u];
+    correct_so_far = static_cast<int16_t>((first == 0 ? 0 : correct_so_far) + correct);
+    total = static_cast<int16_t>((first == 0 ? 0 : total) + static_cast<int64_t>(completions.size()));
   }
 
   engine::Engine& eng_;
@@ -193,8 +198,8 @@ bool sample_exhaustive(TrajectoryRollouts& rollouts, const Setup& s, int64_t sta
 }
 
 // Adaptive (data::adaptive_critical_position): a position's with class from a first wave of kFirstWave
-// rollouts when more than 3 are correct (G, exact), else from all n (the first wave drawn again: the engine
-// numbers a request's samples from 0); the without rollouts at the critical position only.
+// rollouts when more than 3 are correct (G, exact), else from all n (a second wave continues the first); the
+// without rollouts at the critical position only.
 bool sample_adaptive(TrajectoryRollouts& rollouts, const Sampled& out, const Setup& s, int64_t start,
                      int64_t L) {
   const std::vector<int16_t>& correct = out.t.with_correct;
@@ -208,7 +213,7 @@ bool sample_adaptive(TrajectoryRollouts& rollouts, const Sampled& out, const Set
       for (int64_t i : positions)
         if (data::success_class(correct[static_cast<size_t>(i)]) != data::SuccessClass::G)
           rest.emplace_back(i, false);
-      if (!rest.empty() && !rollouts.run(rest, s.params.n)) return classes;
+      if (!rest.empty() && !rollouts.run(rest, s.params.n, first)) return classes;
     }
     for (int64_t i : positions) classes.push_back(data::success_class(correct[static_cast<size_t>(i)]));
     return classes;

@@ -108,6 +108,28 @@ TEST(Engine, SamplesDoNotDependOnTheBatch) {
   EXPECT_NE(run({reseeded}, 64, 0)[0].token_ids, alone[0].token_ids);
 }
 
+// A request for samples 3 .. 9 continues one for 0 .. 2: together the samples of one request for 10.
+TEST(Engine, FirstSampleContinuesARequest) {
+  const Request whole = make_request(7, "Question: 12 + 30 =", 10, 1.0, 16);
+  Request head = whole, tail = whole;
+  head.params.n = 3;
+  tail.params.n = 7;
+  tail.first_sample = 3;
+  Engine engine(*tiny().model, tiny().tokenizer, quiet(64));
+  const auto all = engine.generate({whole})[0].completions;
+  const auto parts = engine.generate({head, tail});
+  ASSERT_EQ(parts[0].completions.size(), 3u);
+  ASSERT_EQ(parts[1].completions.size(), 7u);
+  for (size_t j = 0; j < 10; ++j) {
+    const auto& c = j < 3 ? parts[0].completions[j] : parts[1].completions[j - 3];
+    EXPECT_EQ(c.token_ids, all[j].token_ids) << "sample " << j;
+  }
+  EXPECT_NE(all[0].token_ids, all[3].token_ids);
+  Request bad = whole;
+  bad.first_sample = -1;
+  EXPECT_THROW(engine.generate({bad}), Error);
+}
+
 TEST(Engine, SamplesDoNotDependOnTheWorkerCount) {
   // The small-batch matrix products, the decode attention and the draws split across ctm's CPU workers.
   std::vector<Request> reqs;

@@ -82,6 +82,9 @@ struct Request {
   std::vector<int32_t> prompt_ids;
   SamplingParams params;
   uint64_t seed = 42;
+  // The samples are numbered first_sample .. first_sample + n - 1 and sample k draws from mix_seed(seed, id,
+  // k): a request for samples k .. n-1 continues one for 0 .. k-1 (the same samples as one request for n).
+  int64_t first_sample = 0;
 };
 
 enum class FinishReason { Stop, Eos, Length };
