@@ -276,7 +276,8 @@ CaseResult tiny_case(model::Transformer& m, const text::Tokenizer& tok, bool rol
   answer.params.temperature = 0;
   answer.prompt_ids = prompt;
   std::vector<int32_t> trajectory = prompt;
-  for (int32_t id : eng.generate({answer})[0].completions[0].token_ids) trajectory.push_back(id);
+  const auto answered = eng.generate({answer});  // held: a range over a temporary's member would dangle
+  for (int32_t id : answered[0].completions[0].token_ids) trajectory.push_back(id);
   r.prefix = eng.cache_prefix(trajectory, P - 1);
   r.prefix_len = P + new_tokens;
   return run_case(eng, m, "tiny, 64 rollouts of a cached cut", {r}, P + new_tokens, new_tokens, bound);
