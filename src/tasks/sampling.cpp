@@ -331,6 +331,11 @@ int run_sampling(const TaskContext& ctx) {
 
   InferenceModel m = load_inference_model(c, ctx.comm);
   std::vector<TokenizedPair> pairs = tokenize_pairs(*m.tokenizer, texts);
+  // The rollouts start from cuts of the trajectory after its first token at the earliest.
+  for (int64_t i = 0; i < T; ++i)
+    CTM_CHECK(pairs[i].rejected.response_start >= 1 || pairs[i].rejected.ids.empty(), dpo_path, ": pair ", i,
+              ": the response starts at token 0 (an empty prompt and a tokenizer without BOS); rollouts need "
+              "at least one token before it");
   Json settings = {{"task", "sampling"},
                    {"search", search},
                    {"model_path", m.dir},
