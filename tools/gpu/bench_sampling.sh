@@ -25,13 +25,16 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   ctm_gpu_detect
   # shellcheck source=tools/gpu/gpudeps-env.sh
   source tools/gpu/gpudeps-env.sh || exit 1
-  ctm_gpu_configure "$BUILD" "$OUT/bench-build.log" && cmake --build "$BUILD" -j "$JOBS" --target ctm >>"$OUT/bench-build.log" 2>&1 ||
-    { tail -30 "$OUT/bench-build.log"; exit 1; }
+  if ! { ctm_gpu_configure "$BUILD" "$OUT/bench-build.log" &&
+    cmake --build "$BUILD" -j "$JOBS" --target ctm >>"$OUT/bench-build.log" 2>&1; }; then
+    tail -30 "$OUT/bench-build.log"
+    exit 1
+  fi
 else
   source tools/gpu/gpudeps-env.sh || exit 1
 fi
 
-cases=$(sed 's/\([0-9]\+\)/b\1/g' <<<"$BATCHES")
+cases="b${BATCHES//,/,b}"
 echo "== ctm bench sampling --device cuda --shape $SHAPE --cases $cases"
 timeout 300 "$BUILD/ctm" bench sampling --device cuda --shape "$SHAPE" --cases "$cases" --prompt_tokens "$PROMPT" \
   --new_tokens "$NEW" | tee "$OUT/bench.txt"
