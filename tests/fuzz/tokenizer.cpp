@@ -64,7 +64,7 @@ void check_decode(const Tokenizer& tok, const std::vector<int32_t>& ids) {
     require(false, "decode() of ids in the vocabulary throws");
   }
   // Streaming with a whole-sequence decoder decodes every prefix again (quadratic): the first ids suffice.
-  const std::vector<int32_t> head(ids.begin(), ids.begin() + std::min<size_t>(ids.size(), 256));
+  const std::vector<int32_t> head(ids.begin(), ids.begin() + std::min<size_t>(ids.size(), 64));
   if (head.size() < ids.size()) full = tok.decode(head);
   ctm::text::IncrementalDecoder inc(tok);
   std::string pieces;
