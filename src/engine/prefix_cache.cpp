@@ -239,23 +239,35 @@ torch::Tensor SharedPrefixCache::gather(int64_t layer, bool keys, const torch::T
 
 namespace {
 
-// [rows, cols] of a block table (padded with block 0) and its valid positions (the first len[r] of each row's
-// blocks).
-std::pair<torch::Tensor, torch::Tensor> block_table(const std::vector<const int32_t*>& blocks,
-                                                    const std::vector<int64_t>& lengths, int64_t block_size,
-                                                    torch::Device device) {
-  const int64_t rows = static_cast<int64_t>(blocks.size());
+// The first `tokens` positions of a block list.
+struct Span {
+  const int32_t* blocks;
+  int64_t tokens;
+};
+
+// A block table [rows, cols] (padded with block 0) whose row r lays the blocks of its spans end to end, and
+// its valid positions [rows, cols * block_size] (the first `tokens` of each span's blocks).
+std::pair<torch::Tensor, torch::Tensor> block_table(const std::vector<std::vector<Span>>& rows,
+                                                    int64_t block_size, torch::Device device) {
+  const auto blocks_of = [&](const Span& span) { return (span.tokens + block_size - 1) / block_size; };
+  const int64_t R = static_cast<int64_t>(rows.size());
   int64_t cols = 1;
-  for (int64_t len : lengths) cols = std::max(cols, (len + block_size - 1) / block_size);
-  std::vector<int64_t> table(rows * cols, 0);
-  std::vector<uint8_t> valid(rows * cols * block_size, 0);
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < (lengths[r] + block_size - 1) / block_size; ++c)
-      table[r * cols + c] = blocks[r][c];
-    std::fill_n(valid.begin() + r * cols * block_size, lengths[r], 1);
+  for (const auto& row : rows) {
+    int64_t n = 0;
+    for (const Span& span : row) n += blocks_of(span);
+    cols = std::max(cols, n);
   }
-  auto valid_t = torch::from_blob(valid.data(), {rows, cols * block_size}, torch::kUInt8).to(torch::kBool);
-  return {index_tensor(table, device).view({rows, cols}), valid_t.to(device)};
+  std::vector<int64_t> table(R * cols, 0);
+  std::vector<uint8_t> valid(R * cols * block_size, 0);
+  for (int64_t r = 0; r < R; ++r) {
+    int64_t c = r * cols;
+    for (const Span& span : rows[r]) {
+      std::fill_n(valid.begin() + c * block_size, span.tokens, 1);
+      for (int64_t i = 0; i < blocks_of(span); ++i) table[c++] = span.blocks[i];
+    }
+  }
+  auto valid_t = torch::from_blob(valid.data(), {R, cols * block_size}, torch::kUInt8).to(torch::kBool);
+  return {index_tensor(table, device).view({R, cols}), valid_t.to(device)};
 }
 
 // Attention of queries q [N, K, R, D] (R query heads per key/value head, in the model's dtype) over keys_t
@@ -282,20 +294,19 @@ void SharedPrefixCache::build_batched_decode() {
   b.group_size = 0;
   for (int64_t g = 0; g < G; ++g)
     b.group_size = std::max(b.group_size, group_offsets_[g + 1] - group_offsets_[g]);
-  std::vector<int64_t> write_block(S), write_offset(S), grid(G * b.group_size, S), cells(S), prefix_len(G),
-      suffix_len(S);
-  std::vector<const int32_t*> prefix_blocks(G), suffix_blocks(S);
+  std::vector<int64_t> write_block(S), write_offset(S), grid(G * b.group_size, S), cells(S);
+  std::vector<std::vector<Span>> prefix_rows(G), slot_rows(S);
   for (int64_t s = 0; s < S; ++s) {
     const Slot& slot = slots_[s];
     write_block[s] = (*slot.suffix)[slot.suffix_len / block_size_];
     write_offset[s] = slot.suffix_len % block_size_;
-    suffix_blocks[s] = slot.suffix->data();
-    suffix_len[s] = slot.suffix_len + 1;  // the new token included
+    // With one slot a group, its prefix is read through the slot's own table (no second pass, no merge).
+    if (b.group_size == 1) slot_rows[s].push_back({slot.prefix->data(), slot.prefix_len});
+    slot_rows[s].push_back({slot.suffix->data(), slot.suffix_len + 1});  // the new token included
   }
   for (int64_t g = 0; g < G; ++g) {
     const Slot& first = slots_[group_slots_[group_offsets_[g]]];
-    prefix_blocks[g] = first.prefix->data();
-    prefix_len[g] = first.prefix_len;
+    prefix_rows[g].push_back({first.prefix->data(), first.prefix_len});
     for (int64_t i = group_offsets_[g]; i < group_offsets_[g + 1]; ++i) {
       const int64_t cell = g * b.group_size + (i - group_offsets_[g]);
       grid[cell] = group_slots_[i];
@@ -304,10 +315,12 @@ void SharedPrefixCache::build_batched_decode() {
   }
   b.write_block = index_tensor(write_block, device_);
   b.write_offset = index_tensor(write_offset, device_);
-  std::tie(b.prefix_blocks, b.prefix_valid) = block_table(prefix_blocks, prefix_len, block_size_, device_);
-  std::tie(b.suffix_blocks, b.suffix_valid) = block_table(suffix_blocks, suffix_len, block_size_, device_);
-  b.grid_rows = index_tensor(grid, device_);
-  b.slot_cells = index_tensor(cells, device_);
+  if (b.group_size > 1) {
+    std::tie(b.prefix_blocks, b.prefix_valid) = block_table(prefix_rows, block_size_, device_);
+    b.grid_rows = index_tensor(grid, device_);
+    b.slot_cells = index_tensor(cells, device_);
+  }
+  std::tie(b.slot_blocks, b.slot_valid) = block_table(slot_rows, block_size_, device_);
 }
 
 torch::Tensor SharedPrefixCache::attend_decode_batched(int64_t layer, const torch::Tensor& q_in,
@@ -318,7 +331,15 @@ torch::Tensor SharedPrefixCache::attend_decode_batched(int64_t layer, const torc
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   write_rows(layer, b.write_block, b.write_offset, k_in.select(2, 0), v_in.select(2, 0));
   const auto q_SHD = q_in.select(2, 0).to(dtype_);
-  // Prefixes: the queries of a group's slots on a [G, M] grid (empty cells: a zero row), one pass per group.
+  // Each slot over its own table: its suffix, with its prefix in front when every group has one slot.
+  auto [out_s, lse_s] =
+      partial_attention(q_SHD.view({S, K, R, D}), gather(layer, /*keys=*/true, b.slot_blocks),
+                        gather(layer, /*keys=*/false, b.slot_blocks), b.slot_valid, scale);
+  if (M == 1) return out_s.view({S, H, 1, D}).to(q_in.scalar_type());
+  out_s = out_s.view({S, H, D});
+  lse_s = lse_s.view({S, H, 1});
+  // Shared prefixes: the queries of a group's slots on a [G, M] grid (empty cells: a zero row), one pass per
+  // group.
   const auto padded = torch::cat({q_SHD, torch::zeros({1, H, D}, q_SHD.options())});
   const auto q_grid =
       padded.index_select(0, b.grid_rows).view({G, M, K, R, D}).transpose(1, 2).reshape({G, K, M * R, D});
@@ -330,12 +351,6 @@ torch::Tensor SharedPrefixCache::attend_decode_batched(int64_t layer, const torc
   };
   out_p = to_slots(out_p, D);
   lse_p = to_slots(lse_p, 1);
-  // Suffixes: each slot over its own blocks.
-  auto [out_s, lse_s] =
-      partial_attention(q_SHD.view({S, K, R, D}), gather(layer, /*keys=*/true, b.suffix_blocks),
-                        gather(layer, /*keys=*/false, b.suffix_blocks), b.suffix_valid, scale);
-  out_s = out_s.view({S, H, D});
-  lse_s = lse_s.view({S, H, 1});
   // softmax over [prefix, suffix] = the two partial softmaxes weighted by their shares of the total mass.
   const auto top = torch::maximum(lse_p, lse_s);
   const auto w_p = (lse_p - top).exp_(), w_s = (lse_s - top).exp_();

@@ -29,10 +29,11 @@ model::ModelConfig small_config() {
   return c;
 }
 
-// Runs one layer: prefill of two prompts, then `steps` decode steps of three slots (two share prompt A).
-// Returns the largest difference to the dense reference over every decode step.
-// In bfloat16 the inputs are rounded to it first, so the reference sees the same numbers.
-double run_against_dense(bool force_reference, int64_t block_size, torch::Dtype dtype = torch::kFloat32) {
+// Runs one layer: prefill of two prompts, then `steps` decode steps of three slots (two share prompt A), or
+// with `shared` false two slots (one per prompt). Returns the largest difference to the dense reference over
+// every decode step. In bfloat16 the inputs are rounded to it first, so the reference sees the same numbers.
+double run_against_dense(bool force_reference, int64_t block_size, torch::Dtype dtype = torch::kFloat32,
+                         bool shared = true) {
   torch::manual_seed(3);
   const auto cfg = small_config();
   const int64_t H = cfg.num_heads, K = cfg.num_kv_heads, D = cfg.head_dim;
@@ -60,18 +61,19 @@ double run_against_dense(bool force_reference, int64_t block_size, torch::Dtype 
   dense_k = {ka, kb, ka};
   dense_v = {va, vb, va};
   const int64_t steps = 9;
-  std::vector<BlockList> suffix(3);
+  const int64_t S = shared ? 3 : 2;
+  std::vector<BlockList> suffix(S);
   for (auto& s : suffix) EXPECT_TRUE(cache.allocate(cache.blocks_for(steps), s));
   double worst = 0;
   for (int64_t step = 0; step < steps; ++step) {
     std::vector<SharedPrefixCache::Slot> slots;
-    for (int64_t s = 0; s < 3; ++s) slots.push_back({prefix_of[s], plen[s], &suffix[s], step});
+    for (int64_t s = 0; s < S; ++s) slots.push_back({prefix_of[s], plen[s], &suffix[s], step});
     cache.begin_decode(slots);
-    const auto q = randn({3, H, 1, D}), k = randn({3, K, 1, D}), v = randn({3, K, 1, D});
+    const auto q = randn({S, H, 1, D}), k = randn({S, K, 1, D}), v = randn({S, K, 1, D});
     torch::Tensor out;
     for (int64_t layer = 0; layer < cfg.num_layers; ++layer)
       out = cache.attend(layer, q.to(dtype), k.to(dtype), v.to(dtype)).to(torch::kFloat32);
-    for (int64_t s = 0; s < 3; ++s) {
+    for (int64_t s = 0; s < S; ++s) {
       dense_k[s] = torch::cat({dense_k[s], k[s]}, 1);
       dense_v[s] = torch::cat({dense_v[s], v[s]}, 1);
       const auto want = test::dense_attention(q[s].select(1, 0), dense_k[s], dense_v[s]);
@@ -96,6 +98,15 @@ TEST(SharedPrefixCache, TorchPathMatchesDenseAttention) {
     const double err = run_against_dense(true, bs);
     EXPECT_LT(err, 1e-5) << "block size " << bs << ": max abs error " << err;
   }
+}
+
+// Every group of one slot (distinct prompts): each slot reads its prefix and suffix through one table.
+TEST(SharedPrefixCache, TorchPathWithoutSharedPrefixesMatchesDenseAttention) {
+  for (int64_t bs : {1, 4, 16}) {
+    const double err = run_against_dense(true, bs, torch::kFloat32, /*shared=*/false);
+    EXPECT_LT(err, 1e-5) << "block size " << bs << ": max abs error " << err;
+  }
+  EXPECT_LT(run_against_dense(true, 4, torch::kBFloat16, /*shared=*/false), 3e-2);
 }
 
 // In bfloat16 (the GPU's KV dtype): the products round to bfloat16, the softmax stays float32.

@@ -77,7 +77,8 @@ class SharedPrefixCache : public model::AttentionBackend {
                               const torch::Tensor& v);
   // The torch-op decode: a few batched operations per layer whatever the slot count (no per-slot launch on a
   // GPU). Each group's prefix is gathered once and attended by all its slots' queries; each slot's suffix is
-  // gathered by its block table; the two partial softmaxes are merged by their log-sum-exps.
+  // gathered by its block table; the two partial softmaxes are merged by their log-sum-exps. When every group
+  // has one slot (distinct prompts) each slot reads its prefix and suffix through one table in one pass.
   torch::Tensor attend_decode_batched(int64_t layer, const torch::Tensor& q, const torch::Tensor& k,
                                       const torch::Tensor& v);
   // The index tensors of the batched decode, built once per step (begin_decode) on the pool's device.
@@ -125,13 +126,14 @@ class SharedPrefixCache : public model::AttentionBackend {
   int64_t extend_start_ = 0;
   std::vector<Slot> slots_;
   std::vector<int64_t> group_slots_, group_offsets_;  // slots grouped by shared prefix
-  // The batched decode's tables (torch path): where each slot writes, each group's prefix blocks and valid
-  // positions, each slot's suffix blocks and valid positions, the query rows of the groups' [G, M] grid
-  // (index S: a zero row) and each slot's place in it.
+  // The batched decode's tables (torch path): where each slot writes; each slot's own blocks and valid
+  // positions (its suffix; its prefix in front when every group has one slot, M = 1); with M > 1 each group's
+  // prefix blocks and valid positions, the query rows of the groups' [G, M] grid (index S: a zero row) and
+  // each slot's place in it.
   struct BatchedDecode {
     torch::Tensor write_block, write_offset;    // [S]
+    torch::Tensor slot_blocks, slot_valid;      // [S, nbs], [S, nbs * block_size]
     torch::Tensor prefix_blocks, prefix_valid;  // [G, nbp], [G, nbp * block_size]
-    torch::Tensor suffix_blocks, suffix_valid;  // [S, nbs], [S, nbs * block_size]
     torch::Tensor grid_rows, slot_cells;        // [G * M], [S]
     int64_t groups = 0, group_size = 0;         // G, M
   } batched_;
