@@ -1,5 +1,7 @@
 #include "ctm/engine/batch_sampler.hpp"
 
+#include <algorithm>
+
 #include "ctm/core/error.hpp"
 #include "ctm/engine/sampler.hpp"
 
@@ -44,6 +46,12 @@ std::vector<int32_t> sample_tokens(const torch::Tensor& logits_SV, const BatchDr
     CTM_CHECK(greedy[s] || (draw.u[s] >= 0 && draw.u[s] < 1), "sample_tokens: uniform draw ", draw.u[s],
               " of row ", s, " outside [0, 1)");
   }
+  const auto to_host = [S](const torch::Tensor& ids) {
+    const auto host = ids.to(torch::kCPU, torch::kInt32).contiguous();
+    return std::vector<int32_t>(host.data_ptr<int32_t>(), host.data_ptr<int32_t>() + S);
+  };
+  if (std::all_of(greedy.begin(), greedy.end(), [](double g) { return g > 0; }))
+    return to_host(logits.argmax(1));  // greedy decoding (evaluation): no weights at all
   // As sample_token: weights exp((logit - max) / T) in float64, then the nucleus, then the inverse CDF.
   const auto l64 = logits.to(torch::kFloat64);
   const auto weights = ((l64 - l64.amax(1, /*keepdim=*/true)) * column(inv_t, device)).exp_();
@@ -55,9 +63,7 @@ std::vector<int32_t> sample_tokens(const torch::Tensor& logits_SV, const BatchDr
   // u close to 1 may pass the total by rounding: the last token of the nucleus, as sample_token.
   const auto ids = torch::arange(V, torch::dtype(torch::kInt64).device(device)).expand({S, V});
   drawn = torch::minimum(drawn, torch::where(kept, ids, torch::full_like(ids, -1)).amax(1));
-  const auto chosen = torch::where(column(greedy, device).view({S}) > 0, logits.argmax(1), drawn);
-  const auto host = chosen.to(torch::kCPU, torch::kInt32).contiguous();
-  return {host.data_ptr<int32_t>(), host.data_ptr<int32_t>() + S};
+  return to_host(torch::where(column(greedy, device).view({S}) > 0, logits.argmax(1), drawn));
 }
 
 }  // namespace ctm::engine

@@ -66,6 +66,15 @@ TEST(BatchSampler, ExtremeUniformsTakeTheNucleusEnds) {
   }
 }
 
+TEST(BatchSampler, AllGreedyRowsAreArgmaxes) {
+  const auto logits = test_logits(64, 300);
+  const BatchDraw greedy{std::vector<double>(64, 0.0), std::vector<double>(64, 0.9),
+                         std::vector<double>(64, 0.5)};
+  const auto got = sample_tokens(logits, greedy);
+  for (int64_t s = 0; s < 64; ++s)
+    EXPECT_EQ(got[s], argmax_token(logits[s].data_ptr<float>(), 300)) << "row " << s;
+}
+
 TEST(BatchSampler, RejectsMismatchedRowsAndBadUniforms) {
   const auto logits = torch::zeros({2, 4});
   EXPECT_THROW(sample_tokens(logits, BatchDraw{{1.0}, {1.0}, {0.5}}), Error);
