@@ -294,8 +294,8 @@ void SharedPrefixCache::build_batched_decode() {
   b.group_size = 0;
   for (int64_t g = 0; g < G; ++g)
     b.group_size = std::max(b.group_size, group_offsets_[g + 1] - group_offsets_[g]);
-  std::vector<int64_t> write_block(S), write_offset(S), grid(G * b.group_size, S), cells(S);
-  std::vector<std::vector<Span>> prefix_rows(G), slot_rows(S);
+  std::vector<int64_t> write_block(S), write_offset(S);
+  std::vector<std::vector<Span>> slot_rows(S);
   for (int64_t s = 0; s < S; ++s) {
     const Slot& slot = slots_[s];
     write_block[s] = (*slot.suffix)[slot.suffix_len / block_size_];
@@ -304,6 +304,12 @@ void SharedPrefixCache::build_batched_decode() {
     if (b.group_size == 1) slot_rows[s].push_back({slot.prefix->data(), slot.prefix_len});
     slot_rows[s].push_back({slot.suffix->data(), slot.suffix_len + 1});  // the new token included
   }
+  b.write_block = index_tensor(write_block, device_);
+  b.write_offset = index_tensor(write_offset, device_);
+  std::tie(b.slot_blocks, b.slot_valid) = block_table(slot_rows, block_size_, device_);
+  if (b.group_size == 1) return;
+  std::vector<int64_t> grid(G * b.group_size, S), cells(S);
+  std::vector<std::vector<Span>> prefix_rows(G);
   for (int64_t g = 0; g < G; ++g) {
     const Slot& first = slots_[group_slots_[group_offsets_[g]]];
     prefix_rows[g].push_back({first.prefix->data(), first.prefix_len});
@@ -313,14 +319,9 @@ void SharedPrefixCache::build_batched_decode() {
       cells[group_slots_[i]] = cell;
     }
   }
-  b.write_block = index_tensor(write_block, device_);
-  b.write_offset = index_tensor(write_offset, device_);
-  if (b.group_size > 1) {
-    std::tie(b.prefix_blocks, b.prefix_valid) = block_table(prefix_rows, block_size_, device_);
-    b.grid_rows = index_tensor(grid, device_);
-    b.slot_cells = index_tensor(cells, device_);
-  }
-  std::tie(b.slot_blocks, b.slot_valid) = block_table(slot_rows, block_size_, device_);
+  std::tie(b.prefix_blocks, b.prefix_valid) = block_table(prefix_rows, block_size_, device_);
+  b.grid_rows = index_tensor(grid, device_);
+  b.slot_cells = index_tensor(cells, device_);
 }
 
 torch::Tensor SharedPrefixCache::attend_decode_batched(int64_t layer, const torch::Tensor& q_in,
