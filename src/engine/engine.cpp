@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "ctm/core/clock.hpp"
 #include "ctm/core/error.hpp"
 #include "ctm/engine/prefix_cache.hpp"
 #include "model_runner.hpp"
@@ -153,7 +154,7 @@ std::vector<RequestOutput> Engine::generate(const std::vector<Request>& requests
   reserve_blocks(cache_->used_blocks() + workload_blocks);
   stats_.kv_pool_bytes = cache_->pool_bytes();
   auto results = Scheduler(ctx, requests, states, on_done).run();
-  stats_.total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  stats_.total_s = seconds_since(t_start);
   return results;
 }
 

@@ -4,6 +4,7 @@
 #include <cassert>
 #include <chrono>
 
+#include "ctm/core/clock.hpp"
 #include "ctm/core/error.hpp"
 #include "ctm/core/signal.hpp"
 #include "ctm/core/worker_pool.hpp"
@@ -14,9 +15,12 @@
 namespace ctm::engine {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
+using Clock = SteadyClock;
+
+// The uniform of a sample's next draw, from its own generator; greedy draws take none, so a sample's stream
+// is the same whichever path (CPU or device) draws its tokens.
+double next_uniform(SampleState& s) {
+  return s.req->req->params.temperature < kGreedyTemperature ? 0.0 : s.rng.uniform();
 }
 
 int64_t blocks_for(int64_t tokens, int64_t block_size) {
@@ -205,8 +209,8 @@ void Scheduler::build_prompt(RequestState& st, torch::Tensor& logits) {
 int32_t Scheduler::draw(SampleState& s, const float* logits, bool first) {
   static const std::vector<int32_t> none;
   const auto& p = s.req->req->params;
-  const double u = p.temperature < kGreedyTemperature ? 0.0 : s.rng.uniform();
-  return sample_token(logits, ctx_.vocab, p.temperature, p.top_p, u, first ? p.forbid_first_tokens : none);
+  return sample_token(logits, ctx_.vocab, p.temperature, p.top_p, next_uniform(s),
+                      first ? p.forbid_first_tokens : none);
 }
 
 std::vector<int32_t> Scheduler::draw_step(const torch::Tensor& logits) {
@@ -217,7 +221,7 @@ std::vector<int32_t> Scheduler::draw_step(const torch::Tensor& logits) {
       const auto& p = s->req->req->params;
       batch.temperature.push_back(p.temperature);
       batch.top_p.push_back(p.top_p);
-      batch.u.push_back(p.temperature < kGreedyTemperature ? 0.0 : s->rng.uniform());
+      batch.u.push_back(next_uniform(*s));
     }
     return sample_tokens(logits.narrow(1, 0, ctx_.vocab), batch);
   }

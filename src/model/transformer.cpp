@@ -24,13 +24,14 @@ torch::Tensor Linear::lora_term(const torch::Tensor& x, bool training) const {
 
 namespace {
 
-// Makes the parts' weights (and biases) views of one stacked tensor each.
-void stack_projections(const std::vector<Linear*>& parts, torch::Tensor& weight, torch::Tensor& bias) {
+// Allocates one stacked weight (and bias) with `opts` for parts that hold only shapes (meta tensors), and
+// makes their weights (and biases) views of it.
+void stack_projections(const std::vector<Linear*>& parts, const torch::TensorOptions& opts,
+                       torch::Tensor& weight, torch::Tensor& bias) {
   int64_t rows = 0;
   for (const Linear* p : parts) rows += p->weight.size(0);
-  const auto& first = parts.front()->weight;
-  weight = torch::empty({rows, first.size(1)}, first.options());
-  if (parts.front()->bias.defined()) bias = torch::empty({rows}, parts.front()->bias.options());
+  weight = torch::empty({rows, parts.front()->weight.size(1)}, opts);
+  if (parts.front()->bias.defined()) bias = torch::empty({rows}, opts);
   int64_t row = 0;
   for (Linear* p : parts) {
     const int64_t n = p->weight.size(0);
@@ -134,10 +135,13 @@ Transformer::Transformer(ModelConfig config, torch::Device device, torch::Dtype 
       torch::dtype(dtype).device(weights == Weights::kPlaceholders ? torch::Device(torch::kMeta) : device);
   const int64_t D = c.hidden_size, q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim,
                 F = c.intermediate_size;
-  auto linear = [&](int64_t out, int64_t in, bool bias) {
+  // q/k/v and gate/up get their memory from stack_projections: until then they hold shapes only.
+  const bool stack = weights == Weights::kAllocate;
+  const auto shapes = torch::dtype(dtype).device(torch::kMeta);
+  auto linear = [&](int64_t out, int64_t in, bool bias, bool stacked = false) {
     Linear l;
-    l.weight = torch::empty({out, in}, opts);
-    if (bias) l.bias = torch::empty({out}, opts);
+    l.weight = torch::empty({out, in}, stacked && stack ? shapes : opts);
+    if (bias) l.bias = torch::empty({out}, stacked && stack ? shapes : opts);
     return l;
   };
   embed_tokens_ = torch::empty({c.vocab_size, D}, opts);
@@ -145,16 +149,16 @@ Transformer::Transformer(ModelConfig config, torch::Device device, torch::Dtype 
     DecoderLayer L;
     L.input_layernorm = torch::empty({D}, opts);
     L.post_attention_layernorm = torch::empty({D}, opts);
-    L.q_proj = linear(q_dim, D, c.attention_bias);
-    L.k_proj = linear(kv_dim, D, c.attention_bias);
-    L.v_proj = linear(kv_dim, D, c.attention_bias);
+    L.q_proj = linear(q_dim, D, c.attention_bias, true);
+    L.k_proj = linear(kv_dim, D, c.attention_bias, true);
+    L.v_proj = linear(kv_dim, D, c.attention_bias, true);
     L.o_proj = linear(D, q_dim, c.o_proj_bias);
-    L.gate_proj = linear(F, D, c.mlp_bias);
-    L.up_proj = linear(F, D, c.mlp_bias);
+    L.gate_proj = linear(F, D, c.mlp_bias, true);
+    L.up_proj = linear(F, D, c.mlp_bias, true);
     L.down_proj = linear(D, F, c.mlp_bias);
-    if (weights == Weights::kAllocate) {
-      stack_projections({&L.q_proj, &L.k_proj, &L.v_proj}, L.qkv_weight, L.qkv_bias);
-      stack_projections({&L.gate_proj, &L.up_proj}, L.gate_up_weight, L.gate_up_bias);
+    if (stack) {
+      stack_projections({&L.q_proj, &L.k_proj, &L.v_proj}, opts, L.qkv_weight, L.qkv_bias);
+      stack_projections({&L.gate_proj, &L.up_proj}, opts, L.gate_up_weight, L.gate_up_bias);
     }
     layers_.push_back(std::move(L));
   }

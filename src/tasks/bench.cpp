@@ -6,6 +6,7 @@
 #include <ctime>
 #include <iostream>
 
+#include "ctm/core/clock.hpp"
 #include "ctm/core/error.hpp"
 #include "ctm/io/jsonl.hpp"
 #include "ctm/tasks/all.hpp"
@@ -17,10 +18,6 @@ std::string tokenizer_path_option(const TaskContext& ctx);  // tokenize.cpp
 int bench_sampling(const TaskContext& ctx);                 // bench_sampling.cpp
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // The texts of a JSONL file: "text", else "question" + "\n" + "answer" (GSM8K), else "prompt" (+
 // "completion").

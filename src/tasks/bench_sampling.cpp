@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "ctm/core/clock.hpp"
 #include "ctm/core/error.hpp"
 #include "ctm/core/rng.hpp"
 #include "ctm/core/worker_pool.hpp"
@@ -29,10 +30,6 @@
 
 namespace ctm::tasks {
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // The random model's shape: "110m" or "8b" (Llama-3-8B: d 4096, 32 layers, 32 heads of which 8 for keys and
 // values, SwiGLU 14336, vocabulary 128256, untied head).

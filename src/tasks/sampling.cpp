@@ -19,6 +19,7 @@
 #include <limits>
 
 #include "ctm/core/atomic_file.hpp"
+#include "ctm/core/clock.hpp"
 #include "ctm/core/error.hpp"
 #include "ctm/core/log.hpp"
 #include "ctm/core/signal.hpp"
@@ -379,7 +380,7 @@ int run_sampling(const TaskContext& ctx) {
         done.generated);
   }
   work.stop_if_requested("trajectories");
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = seconds_since(t0);
 
   const auto [begin, end] = dist::block_range(T, ctx.comm.rank(), ctx.comm.size());
   io::Rollouts mine;
