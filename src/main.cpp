@@ -12,6 +12,7 @@
 #include "ctm/core/atomic_file.hpp"
 #include "ctm/core/error.hpp"
 #include "ctm/core/log.hpp"
+#include "ctm/core/openblas_kernels.hpp"
 #include "ctm/core/signal.hpp"
 #include "ctm/dist/comm.hpp"
 #include "ctm/tasks/common.hpp"
@@ -97,6 +98,7 @@ int run(int argc, char** argv, dist::Comm& comm) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  restart_with_better_openblas_kernels(argv);  // before MPI: it may re-execute the program
   dist::MpiSession mpi(&argc, &argv);
   install_stop_handlers();
   auto& comm = mpi.world();

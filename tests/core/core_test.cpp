@@ -11,6 +11,7 @@
 
 #include "ctm/core/atomic_file.hpp"
 #include "ctm/core/error.hpp"
+#include "ctm/core/openblas_kernels.hpp"
 #include "ctm/core/rng.hpp"
 #include "ctm/core/worker_pool.hpp"
 
@@ -171,4 +172,14 @@ TEST(WorkerPool, ChoosesTheCallerAloneWhenTheWorkersAreSlower) {
             std::make_pair(false, PoolModeChooser::kLongRunJobs + PoolModeChooser::kProbeJobs));
   EXPECT_EQ(decide(1e-4, 0.9e-4),
             std::make_pair(false, PoolModeChooser::kRunJobs + PoolModeChooser::kProbeJobs));
+}
+
+// Only OpenBLAS's fallback for unknown CPUs is replaced, and only by kernels the CPU can run.
+TEST(OpenblasKernels, ReplacesOnlyTheFallback) {
+  EXPECT_EQ(ctm::better_openblas_core("Prescott", true, true), "SkylakeX");
+  EXPECT_EQ(ctm::better_openblas_core("prescott", true, false), "Haswell");
+  EXPECT_EQ(ctm::better_openblas_core("Prescott", false, false), "");
+  EXPECT_EQ(ctm::better_openblas_core("Haswell", true, true), "");
+  EXPECT_EQ(ctm::better_openblas_core("SapphireRapids", true, true), "");
+  EXPECT_EQ(ctm::better_openblas_core("", true, true), "");
 }
