@@ -20,4 +20,14 @@ bool cpu_has_avx512f() {
 #endif
 }
 
+bool cpu_has_avx512_bw_dq_vl() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static const bool has = cpu_has_avx512f() && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  return has;
+#else
+  return false;
+#endif
+}
+
 }  // namespace ctm

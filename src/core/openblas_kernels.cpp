@@ -9,19 +9,6 @@
 #include "ctm/core/cpu_features.hpp"
 
 namespace ctm {
-namespace {
-
-// SkylakeX's kernels use AVX-512 F, BW, DQ and VL.
-bool cpu_has_skylakex_avx512() {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  return cpu_has_avx512f() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx512vl");
-#else
-  return false;
-#endif
-}
-
-}  // namespace
 
 std::string better_openblas_core(const std::string& detected, bool avx2_fma, bool avx512) {
   if (::strcasecmp(detected.c_str(), "Prescott") != 0) return "";  // a real CPU model: OpenBLAS knows best
@@ -37,7 +24,7 @@ void restart_with_better_openblas_kernels(char** argv) {
   if (core_name == nullptr) return;  // another BLAS (or none) behind libtorch
   const char* detected = core_name();
   const std::string better =
-      better_openblas_core(detected ? detected : "", cpu_has_avx2_fma(), cpu_has_skylakex_avx512());
+      better_openblas_core(detected ? detected : "", cpu_has_avx2_fma(), cpu_has_avx512_bw_dq_vl());
   if (better.empty()) return;
   ::setenv("OPENBLAS_CORETYPE", better.c_str(), 1);
   ::execv("/proc/self/exe", argv);

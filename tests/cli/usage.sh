@@ -7,6 +7,24 @@ for t in prepare_startup_data train_ce calculate_ce_score train_cdpo evaluation 
   expect_output "^  $t "
 done
 
+# OpenBLAS's fallback kernels for CPUs it does not know are replaced by a restart (docs/command-line.md): with
+# OPENBLAS_VERBOSE=2 each load prints "Core: ...", so a restart shows a second line; a core the user set is kept.
+cores=$(env -u OPENBLAS_CORETYPE OPENBLAS_VERBOSE=2 "$CTM" --help 2>&1 | sed -n 's/^Core: //p' | tr '\n' ' ')
+if [ -n "$cores" ]; then  # OpenBLAS is the BLAS behind libtorch
+  want="${cores%% *} "
+  if [ "$want" = "Prescott " ]; then
+    flags=$(grep -m1 '^flags' /proc/cpuinfo)
+    if grep -qw avx512bw <<<"$flags" && grep -qw avx512dq <<<"$flags" && grep -qw avx512vl <<<"$flags"; then
+      want="Prescott SkylakeX "
+    elif grep -qw avx2 <<<"$flags" && grep -qw fma <<<"$flags"; then
+      want="Prescott Haswell "
+    fi
+  fi
+  [ "$cores" = "$want" ] || { echo "FAIL: OpenBLAS cores '$cores', want '$want'"; fails=$((fails+1)); }
+  kept=$(OPENBLAS_CORETYPE=Nehalem OPENBLAS_VERBOSE=2 "$CTM" --help 2>&1 | sed -n 's/^Core: //p' | tr '\n' ' ')
+  [ "$kept" = "Nehalem " ] || { echo "FAIL: OPENBLAS_CORETYPE=Nehalem gave cores '$kept'"; fails=$((fails+1)); }
+fi
+
 # Both spellings select the same task; --help of a task lists its options and the common ones.
 expect_exit 0 "$CTM" grade --help
 expect_output "--dataset_name"
